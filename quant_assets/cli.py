@@ -1,0 +1,194 @@
+"""The `quant-assets` command: instruments, data and the end-to-end demo."""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from tqdm import tqdm
+
+from quant_assets.defs.launch import (
+    materialize_bars_range,
+    materialize_data_versions,
+    register_instruments,
+)
+from quant_assets.defs.resources import WarehouseResource
+from quant_assets.domain.errors import QuantAssetsError
+from quant_assets.domain.market import AssetClass, InstrumentConfig, SourceKind
+from quant_assets.market.manifest import manifest_digest, manifest_summary
+from quant_assets.market.months import month_key_of
+from quant_assets.market.sources.sample import SampleSource
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except QuantAssetsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        print("hint: `quant-assets --help` lists the commands and their options", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quant-assets", description=__doc__)
+    parser.add_argument("--project-dir", default=".", help="project root (default: .)")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="load every default instrument's shipped history")
+    demo.set_defaults(handler=_demo)
+
+    instruments = commands.add_parser("instruments", help="register and list instruments")
+    verbs = instruments.add_subparsers(required=True, metavar="VERB")
+    add = verbs.add_parser("add", help="register an instrument (a new dynamic partition)")
+    add.add_argument("key", help="venue.SYMBOL.timeframe, e.g. binance.SOL-USDT.1h")
+    add.add_argument("--source", choices=[k.value for k in SourceKind], default="sample")
+    add.add_argument("--asset-class", choices=[a.value for a in AssetClass], default="crypto")
+    add.add_argument("--whole-units", action="store_true", help="trade whole units (equities)")
+    add.add_argument("--path", help="csv: the file to read")
+    add.add_argument("--column", action="append", default=[], metavar="CANONICAL=FILE_COLUMN",
+                     help="csv: map a canonical column (ts, open, ...) to the file's column")
+    add.add_argument("--timezone", help="csv: IANA zone of naive timestamps (default UTC)")
+    add.add_argument("--ts-format", help="csv: strftime format of the ts column")
+    add.add_argument("--exchange", help="ccxt: exchange id when it differs from the venue")
+    add.set_defaults(handler=_instruments_add)
+    listing = verbs.add_parser("list", help="list registered instruments")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_instruments_list)
+    sync = verbs.add_parser("sync", help="register every instrument in instruments.yaml")
+    sync.set_defaults(handler=_instruments_sync)
+
+    data = commands.add_parser("data", help="what the warehouse holds")
+    data_verbs = data.add_subparsers(required=True, metavar="VERB")
+    data_list = data_verbs.add_parser("list", help="instruments, months, rows, first/last ts")
+    data_list.add_argument("--json", action="store_true", help="print JSON")
+    data_list.set_defaults(handler=_data_list)
+    return parser
+
+
+def _resource(args: argparse.Namespace) -> WarehouseResource:
+    return WarehouseResource(project_dir=str(Path(args.project_dir).resolve()))
+
+
+def _instance(args: argparse.Namespace) -> dg.DagsterInstance:
+    if not os.environ.get("DAGSTER_HOME"):
+        home = Path(args.project_dir).resolve() / "dagster_home"
+        if not (home / "dagster.yaml").exists():
+            raise QuantAssetsError(
+                "DAGSTER_HOME is not set and ./dagster_home/dagster.yaml does not exist; run from "
+                "the project root or export DAGSTER_HOME=$PWD/dagster_home"
+            )
+        os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def _definitions() -> dg.Definitions:
+    from quant_assets.definitions import defs  # noqa: PLC0415 (loads every asset module)
+
+    return defs()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    resource = _resource(args)
+    instance = _instance(args)
+    configs = resource.default_instruments()
+    register_instruments(instance, resource, configs)
+    before = manifest_digest(resource.warehouse().partition_versions())
+    defs = _definitions()
+    sample = SampleSource(resource._path(resource.sample_dir))
+    print(f"Loading {len(configs)} instruments from the shipped sample into {resource.lake_dir}")
+    for config in tqdm(configs, desc="bars", unit="instrument"):
+        instrument = config.instrument
+        first, last = sample.first_ts(instrument), sample.last_ts(instrument)
+        materialize_bars_range(instance, defs, config.key, month_key_of(first), month_key_of(last))
+    outcome = materialize_data_versions(instance, defs)
+    manifest = resource.warehouse().partition_versions()
+    _print_table(manifest_summary(manifest))
+    state = "unchanged" if manifest_digest(manifest) == before else "changed"
+    print(f"\ndata_versions: {outcome.data_version} ({state}); run {outcome.run_id}")
+    print("Next: `make dev` opens the Dagster UI on http://127.0.0.1:3000")
+    return 0
+
+
+def _instruments_add(args: argparse.Namespace) -> int:
+    options: dict[str, str] = {}
+    for mapping in args.column:
+        canonical, _, file_column = mapping.partition("=")
+        if not file_column:
+            raise QuantAssetsError(
+                f"--column '{mapping}' is not CANONICAL=FILE_COLUMN; write e.g. --column open=Open"
+            )
+        options[f"col_{canonical}"] = file_column
+    for name in ("path", "timezone", "ts_format", "exchange"):
+        if getattr(args, name):
+            options[name] = getattr(args, name)
+    try:
+        config = InstrumentConfig(
+            key=args.key,
+            source=SourceKind(args.source),
+            asset_class=AssetClass(args.asset_class),
+            whole_units=args.whole_units,
+            options=options,
+        )
+    except ValueError as e:
+        raise QuantAssetsError(f"instrument '{args.key}' is invalid: {e}") from e
+    resource = _resource(args)
+    register_instruments(_instance(args), resource, [config])
+    print(f"registered {config.key} (source {config.source.value}); load it with:")
+    print(
+        "  dagster asset materialize -m quant_assets.definitions --select bars "
+        f"--partition-range '{config.key}|2024-01-01...{config.key}|2024-06-01'"
+    )
+    return 0
+
+
+def _instruments_list(args: argparse.Namespace) -> int:
+    configs = _resource(args).warehouse().instruments()
+    rows = [c.model_dump(mode="json") for c in configs]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(pl.DataFrame(rows).drop("options") if rows else pl.DataFrame())
+    return 0
+
+
+def _instruments_sync(args: argparse.Namespace) -> int:
+    resource = _resource(args)
+    configs = resource.default_instruments()
+    register_instruments(_instance(args), resource, configs)
+    print(f"registered {len(configs)} instruments from {resource.instruments_file}")
+    return 0
+
+
+def _data_list(args: argparse.Namespace) -> int:
+    summary = manifest_summary(_resource(args).warehouse().partition_versions())
+    if args.json:
+        print(json.dumps(summary.to_dicts(), default=str, indent=2))
+    else:
+        _print_table(summary)
+    return 0
+
+
+def _print_table(frame: pl.DataFrame) -> None:
+    if frame.is_empty():
+        print("(nothing stored yet; run `make demo`)")
+        return
+    cells = [[str(v) for v in row] for row in frame.iter_rows()]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(frame.columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(frame.columns, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

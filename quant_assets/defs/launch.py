@@ -1,0 +1,88 @@
+"""Launch runs in-process on the real instance (used by the CLI and `make demo`)."""
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from quant_assets.defs.partitions import INSTRUMENT_PARTITIONS_NAME, bars_partition_key
+from quant_assets.defs.resources import WarehouseResource
+from quant_assets.domain.errors import QuantAssetsError
+from quant_assets.domain.market import InstrumentConfig
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """The id and data version of one finished run."""
+
+    run_id: str
+    data_version: str | None
+
+
+def register_instruments(
+    instance: dg.DagsterInstance, warehouse: WarehouseResource, configs: list[InstrumentConfig]
+) -> None:
+    """Record instruments in the warehouse and as `instrument` dynamic partitions."""
+    store = warehouse.warehouse()
+    for config in configs:
+        store.register_instrument(config)
+    known = set(instance.get_dynamic_partitions(INSTRUMENT_PARTITIONS_NAME))
+    new = [config.key for config in configs if config.key not in known]
+    if new:
+        instance.add_dynamic_partitions(INSTRUMENT_PARTITIONS_NAME, new)
+
+
+def materialize_bars_range(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    instrument: str,
+    first_month: str,
+    last_month: str,
+) -> RunOutcome:
+    """Run `bars_job` once for an instrument's months (a single-run backfill).
+
+    Raises:
+        QuantAssetsError: if the run fails; the message carries the failing step's error.
+    """
+    job = defs.resolve_job_def("bars_job")
+    result = job.execute_in_process(
+        instance=instance,
+        tags={
+            RANGE_START_TAG: str(bars_partition_key(instrument, first_month)),
+            RANGE_END_TAG: str(bars_partition_key(instrument, last_month)),
+        },
+        raise_on_error=False,
+    )
+    return _outcome(result, "bars")
+
+
+def materialize_data_versions(instance: dg.DagsterInstance, defs: dg.Definitions) -> RunOutcome:
+    """Run `data_versions_job` (the manifest) once."""
+    job = defs.resolve_job_def("data_versions_job")
+    return _outcome(job.execute_in_process(instance=instance, raise_on_error=False), "data_versions")
+
+
+def _outcome(result: dg.ExecuteInProcessResult, asset: str) -> RunOutcome:
+    if not result.success:
+        messages = [
+            event.event_specific_data.error.message.strip()  # type: ignore[union-attr]
+            for event in result.all_events
+            if event.is_step_failure and event.event_specific_data is not None
+        ]
+        failed_checks = [
+            f"check {e.event_specific_data.check_name} failed: "  # type: ignore[union-attr]
+            f"{e.event_specific_data.metadata.get('failures')}"  # type: ignore[union-attr]
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+            and not e.event_specific_data.passed  # type: ignore[union-attr]
+            and e.event_specific_data.severity == dg.AssetCheckSeverity.ERROR  # type: ignore[union-attr]
+        ]
+        detail = "; ".join(messages + failed_checks) or "see the run's logs"
+        raise QuantAssetsError(f"run {result.run_id} materializing {asset} failed: {detail}")
+    versions = [
+        m.tags.get("dagster/data_version") if m.tags else None
+        for m in result.asset_materializations_for_node(asset)
+    ]
+    return RunOutcome(result.run_id, versions[0] if versions else None)

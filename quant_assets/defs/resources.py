@@ -1,0 +1,78 @@
+"""Resources: configuration only; they build the core objects assets use."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from quant_assets.domain.errors import UnknownInstrumentError
+from quant_assets.domain.market import InstrumentConfig
+from quant_assets.market.instruments import load_instrument_file
+from quant_assets.market.sources.base import MarketSource
+from quant_assets.market.sources.factory import SourceSettings, build_source
+from quant_assets.storage.lake import BarsLake
+from quant_assets.storage.warehouse import Warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where the lake, the warehouse, the shipped sample and the instrument list live.
+
+    Relative paths resolve against `project_dir` (the working directory by default, which is
+    the project root for `make demo`, `make dev` and the dagster CLI).
+    """
+
+    project_dir: str = "."
+    lake_dir: str = "data/lake"
+    warehouse_path: str = "data/warehouse.duckdb"
+    sample_dir: str = "data/sample"
+    instruments_file: str = "instruments.yaml"
+    ccxt_api_base_url: str = ""
+
+    def _path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else Path(self.project_dir).resolve() / path
+
+    def lake(self) -> BarsLake:
+        """Return the Parquet lake."""
+        return BarsLake(self._path(self.lake_dir))
+
+    def warehouse(self) -> Warehouse:
+        """Return the DuckDB warehouse."""
+        return Warehouse(self._path(self.warehouse_path), self.lake())
+
+    def default_instruments(self) -> list[InstrumentConfig]:
+        """Return the instruments listed in instruments.yaml."""
+        return load_instrument_file(self._path(self.instruments_file))
+
+    def instrument(self, key: str) -> InstrumentConfig:
+        """Return a registered instrument, registering it from instruments.yaml if listed there.
+
+        Raises:
+            UnknownInstrumentError: if neither the warehouse nor instruments.yaml knows the key.
+        """
+        warehouse = self.warehouse()
+        try:
+            return warehouse.instrument(key)
+        except UnknownInstrumentError:
+            defaults = {config.key: config for config in self.default_instruments()}
+            if key not in defaults:
+                raise
+            warehouse.register_instrument(defaults[key])
+            return defaults[key]
+
+    def source(self, config: InstrumentConfig) -> MarketSource:
+        """Return the source an instrument's registration names."""
+        urls = {}
+        if self.ccxt_api_base_url:
+            urls[config.options.get("exchange", config.instrument.venue)] = self.ccxt_api_base_url
+        settings = SourceSettings(
+            sample_dir=self._path(self.sample_dir),
+            project_dir=Path(self.project_dir).resolve(),
+            ccxt_api_base_urls=urls,
+        )
+        return build_source(config, settings)
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """Return the default resources (embedded: shipped sample, DuckDB file, local lake)."""
+    return dg.Definitions(resources={"warehouse": WarehouseResource()})

@@ -1,0 +1,32 @@
+"""One error hierarchy for the whole package.
+
+Every message names the thing, the value, the rule and the fix (STYLE.md section 6).
+"""
+
+
+class QuantAssetsError(Exception):
+    """Base class of every error quant_assets raises on purpose."""
+
+
+class ConfigurationError(QuantAssetsError):
+    """A configuration file or setting is malformed or inconsistent."""
+
+
+class UnknownInstrumentError(QuantAssetsError):
+    """An instrument key is malformed or not registered."""
+
+
+class SourceError(QuantAssetsError):
+    """A market data source failed permanently or returned unusable data."""
+
+
+class DataQualityError(QuantAssetsError):
+    """Bars violate the canonical OHLCV schema or its integrity rules."""
+
+
+class SpecValidationError(QuantAssetsError):
+    """A strategy spec is malformed or outside the catalog's bounds."""
+
+
+class BacktestInputError(QuantAssetsError):
+    """Inputs to the backtest engine are inconsistent (lengths, dtypes, ranges)."""
