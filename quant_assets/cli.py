@@ -18,7 +18,7 @@ from quant_assets.defs.launch import (
 )
 from quant_assets.defs.resources import WarehouseResource
 from quant_assets.domain.errors import QuantAssetsError
-from quant_assets.domain.market import AssetClass, InstrumentConfig, SourceKind
+from quant_assets.domain.market import AssetClass, InstrumentConfig, InstrumentKey, SourceKind
 from quant_assets.market.manifest import manifest_digest, manifest_summary
 from quant_assets.market.months import month_key_of
 from quant_assets.market.sources.sample import SampleSource
@@ -120,6 +120,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _instruments_add(args: argparse.Namespace) -> int:
+    InstrumentKey.parse(args.key)
     options: dict[str, str] = {}
     for mapping in args.column:
         canonical, _, file_column = mapping.partition("=")

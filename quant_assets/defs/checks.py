@@ -16,10 +16,17 @@ def ohlcv_schema(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """Stored bars follow the canonical schema: dtypes, unique on-grid ts, sane OHLC, no NaN."""
+    return evaluate_ohlcv_schema(warehouse, list(context.partition_keys))
+
+
+def evaluate_ohlcv_schema(
+    warehouse: WarehouseResource, partition_keys: list[str]
+) -> dg.AssetCheckResult:
+    """Validate the stored partitions named by `partition_keys` (instrument|month keys)."""
     lake = warehouse.lake()
     checked_rows = 0
     failures: list[str] = []
-    for instrument, months in instrument_months(list(context.partition_keys)).items():
+    for instrument, months in instrument_months(partition_keys).items():
         frame = lake.read_bars(instrument, months)
         checked_rows += frame.height
         try:

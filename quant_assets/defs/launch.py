@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import dagster as dg
+from dagster_shared.error import SerializableErrorInfo
 
 from quant_assets.defs.partitions import INSTRUMENT_PARTITIONS_NAME, bars_partition_key
 from quant_assets.defs.resources import WarehouseResource
@@ -67,7 +68,7 @@ def materialize_data_versions(instance: dg.DagsterInstance, defs: dg.Definitions
 def _outcome(result: dg.ExecuteInProcessResult, asset: str) -> RunOutcome:
     if not result.success:
         messages = [
-            event.event_specific_data.error.message.strip()  # type: ignore[union-attr]
+            user_error_message(event.event_specific_data.error)  # type: ignore[union-attr]
             for event in result.all_events
             if event.is_step_failure and event.event_specific_data is not None
         ]
@@ -86,3 +87,16 @@ def _outcome(result: dg.ExecuteInProcessResult, asset: str) -> RunOutcome:
         for m in result.asset_materializations_for_node(asset)
     ]
     return RunOutcome(result.run_id, versions[0] if versions else None)
+
+
+def user_error_message(error: SerializableErrorInfo | None) -> str:
+    """Return the user's exception message under Dagster's step-failure wrappers."""
+    while error is not None and error.cls_name and error.cls_name.startswith("Dagster"):
+        if error.cause is None:
+            break
+        error = error.cause
+    if error is None:
+        return "unknown error"
+    message = error.message.strip()
+    prefix = f"{error.cls_name}: "
+    return message.split(prefix, 1)[-1] if error.cls_name else message

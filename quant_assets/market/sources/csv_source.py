@@ -91,8 +91,9 @@ class CsvSource(MarketSource):
                 pl.from_epoch(ts * scale, time_unit="us").dt.replace_time_zone("UTC")
             )
         try:
+            # Parsed eagerly on the Series: polars infers offsets there, not inside an Expr.
             parsed = frame.with_columns(
-                ts.cast(pl.String).str.to_datetime(self.ts_format, time_unit="us", strict=True)
+                frame["ts"].cast(pl.String).str.to_datetime(self.ts_format, time_unit="us")
             )
         except pl.exceptions.PolarsError as e:
             raise SourceError(

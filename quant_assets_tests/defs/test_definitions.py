@@ -1,0 +1,73 @@
+"""The code location: loads, validates, and has the intended graph; the core never imports dagster."""
+
+import ast
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from quant_assets.definitions import defs
+
+PACKAGE_DIR = Path(__file__).resolve().parents[2] / "quant_assets"
+
+
+def core_modules() -> list[Path]:
+    """Return every package module except the Dagster shell (definitions.py, defs/, cli.py)."""
+    shell = {PACKAGE_DIR / "definitions.py", PACKAGE_DIR / "cli.py"}
+    return sorted(
+        p for p in PACKAGE_DIR.rglob("*.py") if p not in shell and "defs" not in p.relative_to(PACKAGE_DIR).parts
+    )
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """Return the top-level package names a module imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", core_modules(), ids=lambda p: str(p.relative_to(PACKAGE_DIR)))
+def test_core_module_does_not_import_dagster(path: Path) -> None:
+    # Act
+    imported = top_level_imports(path)
+
+    # Assert
+    assert "dagster" not in imported, f"{path} imports dagster; move the wiring into defs/"
+
+
+def test_definitions_validate_and_match_intended_graph() -> None:
+    # Arrange
+    definitions = defs()
+
+    # Act
+    graph = definitions.resolve_asset_graph()
+    assets = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
+
+    # Assert
+    dg.Definitions.validate_loadable(definitions)
+    assert {k: a.group_name for k, a in assets.items()} == {
+        "bars": "market",
+        "data_versions": "market",
+    }
+    assert assets["bars"].partitions_def is not None
+    assert assets["data_versions"].partitions_def is None
+    assert sorted(k.name for k in graph.asset_check_keys) == ["ohlcv_continuity", "ohlcv_schema"]
+    assert {j.name for j in definitions.resolve_all_job_defs()} >= {"bars_job", "data_versions_job"}
+    assert definitions.resolve_schedule_def("market_refresh_schedule").cron_schedule == "5 * * * *"
+
+
+def test_bars_asset_is_single_run_backfill_in_warehouse_pool() -> None:
+    # Arrange
+    graph = defs().resolve_asset_graph()
+
+    # Act
+    bars = graph.get(dg.AssetKey("bars"))
+
+    # Assert
+    assert bars.backfill_policy == dg.BackfillPolicy.single_run()
+    assert bars.assets_def.op.pool == "warehouse"
