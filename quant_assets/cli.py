@@ -55,8 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--asset-class", choices=[a.value for a in AssetClass], default="crypto")
     add.add_argument("--whole-units", action="store_true", help="trade whole units (equities)")
     add.add_argument("--path", help="csv: the file to read")
-    add.add_argument("--column", action="append", default=[], metavar="CANONICAL=FILE_COLUMN",
-                     help="csv: map a canonical column (ts, open, ...) to the file's column")
+    add.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="CANONICAL=FILE_COLUMN",
+        help="csv: map a canonical column (ts, open, ...) to the file's column",
+    )
     add.add_argument("--timezone", help="csv: IANA zone of naive timestamps (default UTC)")
     add.add_argument("--ts-format", help="csv: strftime format of the ts column")
     add.add_argument("--exchange", help="ccxt: exchange id when it differs from the venue")
@@ -92,7 +97,7 @@ def _instance(args: argparse.Namespace) -> dg.DagsterInstance:
 
 
 def _definitions() -> dg.Definitions:
-    from quant_assets.definitions import defs  # noqa: PLC0415 (loads every asset module)
+    from quant_assets.definitions import defs
 
     return defs()
 

@@ -27,8 +27,13 @@ def project(tmp_path: Path) -> Path:
 def _run(project: Path, *command: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"DAGSTER_HOME": str(project / "dagster_home")}
     return subprocess.run(
-        [str(BIN_DIR / command[0]), *command[1:]], cwd=project, env=env, capture_output=True,
-        text=True, timeout=300, check=False,
+        [str(BIN_DIR / command[0]), *command[1:]],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -38,12 +43,28 @@ def test_dagster_cli_materializes_partition_and_range(project: Path) -> None:
 
     # Act
     single = _run(
-        project, "dagster", "asset", "materialize", "-m", "quant_assets.definitions",
-        "--select", "bars", "--partition", "binance.BTC-USDT.1h|2024-01-01",
+        project,
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "quant_assets.definitions",
+        "--select",
+        "bars",
+        "--partition",
+        "binance.BTC-USDT.1h|2024-01-01",
     )
     ranged = _run(
-        project, "dagster", "asset", "materialize", "-m", "quant_assets.definitions",
-        "--select", "bars", "--partition-range", "yahoo.SPY.1d|2020-01-01...yahoo.SPY.1d|2020-06-01",
+        project,
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "quant_assets.definitions",
+        "--select",
+        "bars",
+        "--partition-range",
+        "yahoo.SPY.1d|2020-01-01...yahoo.SPY.1d|2020-06-01",
     )
     listing = _run(project, "quant-assets", "data", "list", "--json")
 

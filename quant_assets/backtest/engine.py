@@ -24,6 +24,7 @@ from quant_assets.domain.backtest import (
     PositionSide,
     StepSummary,
     StopsFrom,
+    Trade,
 )
 from quant_assets.domain.errors import BacktestInputError
 from quant_assets.domain.report import EvalReport
@@ -78,6 +79,10 @@ class BacktestResult:
     steps: StepSummary
     report: EvalReport
     entry_status: Int8Array
+
+    def trade_records(self) -> list[Trade]:
+        """Return the trades as validated domain models (for persistence and display)."""
+        return [Trade.model_validate(row) for row in self.trades.iter_rows(named=True)]
 
 
 def run_backtest(

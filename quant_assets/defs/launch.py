@@ -62,23 +62,26 @@ def materialize_bars_range(
 def materialize_data_versions(instance: dg.DagsterInstance, defs: dg.Definitions) -> RunOutcome:
     """Run `data_versions_job` (the manifest) once."""
     job = defs.resolve_job_def("data_versions_job")
-    return _outcome(job.execute_in_process(instance=instance, raise_on_error=False), "data_versions")
+    return _outcome(
+        job.execute_in_process(instance=instance, raise_on_error=False), "data_versions"
+    )
 
 
 def _outcome(result: dg.ExecuteInProcessResult, asset: str) -> RunOutcome:
     if not result.success:
         messages = [
-            user_error_message(event.event_specific_data.error)  # type: ignore[union-attr]
+            user_error_message(event.step_failure_data.error)
             for event in result.all_events
-            if event.is_step_failure and event.event_specific_data is not None
+            if event.is_step_failure
         ]
         failed_checks = [
-            f"check {e.event_specific_data.check_name} failed: "  # type: ignore[union-attr]
-            f"{e.event_specific_data.metadata.get('failures')}"  # type: ignore[union-attr]
-            for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-            and not e.event_specific_data.passed  # type: ignore[union-attr]
-            and e.event_specific_data.severity == dg.AssetCheckSeverity.ERROR  # type: ignore[union-attr]
+            f"check {evaluation.check_name} failed: {evaluation.metadata.get('failures')}"
+            for evaluation in (
+                e.asset_check_evaluation_data
+                for e in result.all_events
+                if e.event_type_value == "ASSET_CHECK_EVALUATION"
+            )
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
         ]
         detail = "; ".join(messages + failed_checks) or "see the run's logs"
         raise QuantAssetsError(f"run {result.run_id} materializing {asset} failed: {detail}")

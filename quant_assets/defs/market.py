@@ -30,12 +30,21 @@ def bars(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.
     loads: list[PartitionLoad] = []
     for instrument, months in instrument_months(list(context.partition_keys)).items():
         config = warehouse.instrument(instrument)
-        known = {
-            str(row["month"]): row["content_hash"]
-            for row in store.partition_versions(instrument).iter_rows(named=True)
-        } if store.path.exists() else {}
+        known = (
+            {
+                str(row["month"]): row["content_hash"]
+                for row in store.partition_versions(instrument).iter_rows(named=True)
+            }
+            if store.path.exists()
+            else {}
+        )
         instrument_loads = load_months(
-            config, warehouse.source(config), months, warehouse.lake(), known, fetched_at,
+            config,
+            warehouse.source(config),
+            months,
+            warehouse.lake(),
+            known,
+            fetched_at,
             progress=LogProgress(context.log),
         )
         store.save_partition_versions([load.version for load in instrument_loads])
@@ -50,7 +59,9 @@ def _loads_version(loads: list[PartitionLoad]) -> str:
     # records one per run), the digest of its partitions' hashes; data_versions keeps each one.
     if len(loads) == 1:
         return loads[0].version.content_hash
-    return digest_of([f"{l.version.instrument}|{l.version.month}|{l.version.content_hash}" for l in loads])
+    return digest_of(
+        [f"{x.version.instrument}|{x.version.month}|{x.version.content_hash}" for x in loads]
+    )
 
 
 def _loads_metadata(loads: list[PartitionLoad]) -> dict[str, Any]:

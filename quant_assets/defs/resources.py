@@ -13,7 +13,7 @@ from quant_assets.storage.lake import BarsLake
 from quant_assets.storage.warehouse import Warehouse
 
 
-class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class WarehouseResource(dg.ConfigurableResource):
     """Where the lake, the warehouse, the shipped sample and the instrument list live.
 
     Relative paths resolve against `project_dir` (the working directory by default, which is

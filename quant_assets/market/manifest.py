@@ -17,8 +17,13 @@ def manifest_summary(manifest: pl.DataFrame) -> pl.DataFrame:
     """Return one row per instrument: months, rows, first and last ts."""
     if manifest.is_empty():
         return pl.DataFrame(
-            schema={"instrument": pl.String, "months": pl.UInt32, "rows": pl.Int64,
-                    "first_ts": pl.Datetime("us", "UTC"), "last_ts": pl.Datetime("us", "UTC")}
+            schema={
+                "instrument": pl.String,
+                "months": pl.UInt32,
+                "rows": pl.Int64,
+                "first_ts": pl.Datetime("us", "UTC"),
+                "last_ts": pl.Datetime("us", "UTC"),
+            }
         )
     return (
         manifest.group_by("instrument")

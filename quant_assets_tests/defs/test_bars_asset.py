@@ -11,8 +11,8 @@ from quant_assets.defs.launch import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     materialize_bars_range,
-    user_error_message,
     register_instruments,
+    user_error_message,
 )
 from quant_assets.defs.market import bars, data_versions
 from quant_assets.defs.partitions import bars_partition_key
@@ -56,10 +56,14 @@ def test_bars_two_partitions_twice_are_idempotent(
     keys = [bars_partition_key(BTC, "2024-02-01"), bars_partition_key(SPY, "2020-03-01")]
 
     # Act
-    first = [_data_version(_materialize_partition(dagster_instance, warehouse_resource, k)) for k in keys]
+    first = [
+        _data_version(_materialize_partition(dagster_instance, warehouse_resource, k)) for k in keys
+    ]
     lake = warehouse_resource.lake()
     rows_first = [lake.read_bars(BTC).height, lake.read_bars(SPY).height]
-    second = [_data_version(_materialize_partition(dagster_instance, warehouse_resource, k)) for k in keys]
+    second = [
+        _data_version(_materialize_partition(dagster_instance, warehouse_resource, k)) for k in keys
+    ]
 
     # Assert: 29 days x 24 h of BTC; 22 SPY sessions in March 2020; versions = content hashes.
     assert first == second
@@ -75,9 +79,12 @@ def test_bars_full_history_range_checks_pass_on_every_shipped_partition(
 ) -> None:
     # Arrange
     _register(dagster_instance, warehouse_resource, [BTC, SPY])
-    defs = dg.Definitions(assets=[bars, data_versions], asset_checks=[ohlcv_schema, ohlcv_continuity],
-                          jobs=[dg.define_asset_job("bars_job", selection=[bars])],
-                          resources={"warehouse": warehouse_resource})
+    defs = dg.Definitions(
+        assets=[bars, data_versions],
+        asset_checks=[ohlcv_schema, ohlcv_continuity],
+        jobs=[dg.define_asset_job("bars_job", selection=[bars])],
+        resources={"warehouse": warehouse_resource},
+    )
 
     # Act: one single-run backfill per instrument over its whole shipped history.
     runs = [
@@ -87,7 +94,7 @@ def test_bars_full_history_range_checks_pass_on_every_shipped_partition(
 
     # Assert
     evaluations = [
-        entry.dagster_event.event_specific_data  # type: ignore[union-attr]
+        entry.get_dagster_event().asset_check_evaluation_data
         for run in runs
         for entry in dagster_instance.all_logs(
             run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
@@ -96,19 +103,26 @@ def test_bars_full_history_range_checks_pass_on_every_shipped_partition(
     schema_results = [e.passed for e in evaluations if e.check_name == "ohlcv_schema"]
     assert schema_results == [True, True]
     manifest = warehouse_resource.warehouse().partition_versions()
-    assert manifest.group_by("instrument").len().sort("instrument").rows() == [(BTC, 92), (SPY, 399)]
+    assert manifest.group_by("instrument").len().sort("instrument").rows() == [
+        (BTC, 92),
+        (SPY, 399),
+    ]
     assert int(manifest["rows"].sum()) == 67_078 + 8_347
 
 
 def test_bars_corrupt_csv_fails_run_and_leaves_lake_untouched(
-    tmp_path: Path, dagster_instance: dg.DagsterInstance, warehouse_resource: WarehouseResource,
+    tmp_path: Path,
+    dagster_instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
     sample_bars: pl.DataFrame,
 ) -> None:
     # Arrange: a CSV instrument loaded once, then its file corrupted (high below low).
     csv_path = tmp_path / "my_btc.csv"
     january = sample_bars.filter(pl.col("ts").dt.strftime("%Y-%m") == "2024-01").drop("instrument")
     january.write_csv(csv_path)
-    config = InstrumentConfig(key="csv.MYBTC.1h", source=SourceKind.CSV, options={"path": str(csv_path)})
+    config = InstrumentConfig(
+        key="csv.MYBTC.1h", source=SourceKind.CSV, options={"path": str(csv_path)}
+    )
     register_instruments(dagster_instance, warehouse_resource, [config])
     key = bars_partition_key(config.key, "2024-01-01")
     _materialize_partition(dagster_instance, warehouse_resource, key)
@@ -117,14 +131,17 @@ def test_bars_corrupt_csv_fails_run_and_leaves_lake_untouched(
 
     # Act
     result = dg.materialize(
-        [bars, ohlcv_schema], partition_key=str(key), instance=dagster_instance,
-        resources={"warehouse": warehouse_resource}, raise_on_error=False,
+        [bars, ohlcv_schema],
+        partition_key=str(key),
+        instance=dagster_instance,
+        resources={"warehouse": warehouse_resource},
+        raise_on_error=False,
     )
 
     # Assert
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    message = user_error_message(failure.event_specific_data.error)  # type: ignore[union-attr]
+    message = user_error_message(failure.step_failure_data.error)
     assert "csv.MYBTC.1h, month 2024-01" in message
     assert "'high_is_max'" in message
     after = warehouse_resource.lake().read_partition(config.key, "2024-01-01")
@@ -158,12 +175,17 @@ def test_materialize_bars_range_unknown_instrument_fails_with_clear_error(
 ) -> None:
     # Arrange: a dynamic partition that nothing registered.
     dagster_instance.add_dynamic_partitions("instrument", ["binance.DOGE-USDT.1h"])
-    defs = dg.Definitions(assets=[bars], jobs=[dg.define_asset_job("bars_job", selection=[bars])],
-                          resources={"warehouse": warehouse_resource})
+    defs = dg.Definitions(
+        assets=[bars],
+        jobs=[dg.define_asset_job("bars_job", selection=[bars])],
+        resources={"warehouse": warehouse_resource},
+    )
 
     # Act
     with pytest.raises(QuantAssetsError) as caught:
-        materialize_bars_range(dagster_instance, defs, "binance.DOGE-USDT.1h", "2024-01-01", "2024-01-01")
+        materialize_bars_range(
+            dagster_instance, defs, "binance.DOGE-USDT.1h", "2024-01-01", "2024-01-01"
+        )
 
     # Assert
     assert "instrument 'binance.DOGE-USDT.1h' is not registered" in str(caught.value)

@@ -1,4 +1,4 @@
-"""The code location: loads, validates, and has the intended graph; the core never imports dagster."""
+"""The code location loads and has the intended graph; the core never imports dagster."""
 
 import ast
 from pathlib import Path
@@ -15,7 +15,9 @@ def core_modules() -> list[Path]:
     """Return every package module except the Dagster shell (definitions.py, defs/, cli.py)."""
     shell = {PACKAGE_DIR / "definitions.py", PACKAGE_DIR / "cli.py"}
     return sorted(
-        p for p in PACKAGE_DIR.rglob("*.py") if p not in shell and "defs" not in p.relative_to(PACKAGE_DIR).parts
+        p
+        for p in PACKAGE_DIR.rglob("*.py")
+        if p not in shell and "defs" not in p.relative_to(PACKAGE_DIR).parts
     )
 
 

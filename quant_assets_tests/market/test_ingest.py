@@ -16,8 +16,14 @@ from quant_assets.storage.lake import BarsLake
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
 FETCHED_AT = datetime(2026, 11, 21, tzinfo=UTC)
-MAPPING = {"ts": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close",
-           "volume": "Volume"}
+MAPPING = {
+    "ts": "Date",
+    "open": "Open",
+    "high": "High",
+    "low": "Low",
+    "close": "Close",
+    "volume": "Volume",
+}
 
 
 def _write_csv(frame: pl.DataFrame, path: Path) -> Path:
@@ -82,7 +88,10 @@ def test_load_months_corrupt_csv_raises_and_keeps_stored_partitions(
     path = _write_csv(btc_q1_2024, tmp_path / "btc.csv")
     config = _csv_config(path)
     hashes = _load(config, lake, {})
-    before = {k: bars_content_hash(lake.read_partition(config.key, k)) for k in lake.month_keys(config.key)}
+    before = {
+        k: bars_content_hash(lake.read_partition(config.key, k))
+        for k in lake.month_keys(config.key)
+    }
     feb = pl.col("ts").dt.strftime("%Y-%m") == "2024-02"
     row = pl.int_range(pl.len()) == 800  # 2024-02-03 08:00 UTC
     corrupted = {
@@ -108,7 +117,10 @@ def test_load_months_corrupt_csv_raises_and_keeps_stored_partitions(
     assert "csv.BTC-USDT.1h" in message
     assert f"'{rule}'" in message
     assert "first: [ts=" in message
-    after = {k: bars_content_hash(lake.read_partition(config.key, k)) for k in lake.month_keys(config.key)}
+    after = {
+        k: bars_content_hash(lake.read_partition(config.key, k))
+        for k in lake.month_keys(config.key)
+    }
     assert after == before
 
 
@@ -153,7 +165,9 @@ def test_load_months_sample_before_history_raises_clear_error(tmp_path: Path) ->
 
     # Act
     with pytest.raises(SourceError) as caught:
-        load_months(config, SampleSource(SAMPLE_DIR), ["2016-01-01"], BarsLake(tmp_path), {}, FETCHED_AT)
+        load_months(
+            config, SampleSource(SAMPLE_DIR), ["2016-01-01"], BarsLake(tmp_path), {}, FETCHED_AT
+        )
 
     # Assert
     assert "returned no bars" in str(caught.value)

@@ -15,8 +15,14 @@ from quant_assets.storage.warehouse import Warehouse
 
 def _version(month: str, content_hash: str) -> PartitionVersion:
     return PartitionVersion(
-        instrument="binance.BTC-USDT.1h", month=month, rows=1, first_ts=None, last_ts=None,
-        content_hash=content_hash, source="test", fetched_at=datetime(2026, 1, 1, tzinfo=UTC),
+        instrument="binance.BTC-USDT.1h",
+        month=month,
+        rows=1,
+        first_ts=None,
+        last_ts=None,
+        content_hash=content_hash,
+        source="test",
+        fetched_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
 
 
@@ -43,7 +49,9 @@ def test_bars_content_hash_changes_with_one_price(sample_bars: pl.DataFrame) -> 
     # Arrange
     frame = sample_bars.head(100)
     nudged = frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 50).then(pl.col("close") + 0.01).otherwise("close")
+        pl.when(pl.int_range(pl.len()) == 50)
+        .then(pl.col("close") + 0.01)
+        .otherwise("close")
         .alias("close")
     )
 
@@ -96,5 +104,5 @@ def test_instrument_unknown_key_names_key_and_fix(tmp_path: Path) -> None:
 @pytest.mark.parametrize("key", ["BTC-USDT", "binance.BTC/USDT.1h", "binance.BTC-USDT.1x"])
 def test_instrument_config_malformed_key_is_rejected(key: str) -> None:
     # Act / Assert
-    with pytest.raises(ValueError, match="venue.SYMBOL.timeframe|timeframe"):
+    with pytest.raises(ValueError, match=r"timeframe"):
         InstrumentConfig(key=key)
