@@ -97,3 +97,30 @@ def test_instruments_add_malformed_key_fails_with_one_clear_line(project: Path) 
     first_line = result.stderr.splitlines()[0]
     assert first_line.startswith("error: instrument key 'BTCUSDT' is not of the form")
     assert "venue.SYMBOL.timeframe" in first_line
+
+
+def test_demo_twice_changes_no_data_version_and_adds_no_rows(project: Path) -> None:
+    # Arrange: the demo on two of the default instruments.
+    (project / "instruments.yaml").write_text(
+        "instruments:\n"
+        "  - {key: binance.ETH-USDT.1h, source: sample, asset_class: crypto}\n"
+        "  - {key: yahoo.QQQ.1d, source: sample, asset_class: equity, whole_units: true}\n"
+    )
+
+    # Act
+    first = _run(project, "quant-assets", "demo")
+    rows_first = json.loads(_run(project, "quant-assets", "data", "list", "--json").stdout)
+    second = _run(project, "quant-assets", "demo")
+    rows_second = json.loads(_run(project, "quant-assets", "data", "list", "--json").stdout)
+
+    # Assert: the shared README lists 67,078 ETH hours (92 months) and 6,805 QQQ sessions.
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert rows_first == rows_second
+    assert [(r["instrument"], r["months"], r["rows"]) for r in rows_first] == [
+        ("binance.ETH-USDT.1h", 92, 67_078),
+        ("yahoo.QQQ.1d", 325, 6_805),
+    ]
+    version_line = next(line for line in second.stdout.splitlines() if "data_versions:" in line)
+    assert "(unchanged)" in version_line
+    assert version_line.split()[1] in first.stdout

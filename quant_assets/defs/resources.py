@@ -9,7 +9,7 @@ from quant_assets.domain.market import InstrumentConfig
 from quant_assets.market.instruments import load_instrument_file
 from quant_assets.market.sources.base import MarketSource
 from quant_assets.market.sources.factory import SourceSettings, build_source
-from quant_assets.storage.lake import BarsLake
+from quant_assets.storage.lake import Lake
 from quant_assets.storage.warehouse import Warehouse
 
 
@@ -31,9 +31,9 @@ class WarehouseResource(dg.ConfigurableResource):
         path = Path(value)
         return path if path.is_absolute() else Path(self.project_dir).resolve() / path
 
-    def lake(self) -> BarsLake:
+    def lake(self) -> Lake:
         """Return the Parquet lake."""
-        return BarsLake(self._path(self.lake_dir))
+        return Lake(self._path(self.lake_dir))
 
     def warehouse(self) -> Warehouse:
         """Return the DuckDB warehouse."""

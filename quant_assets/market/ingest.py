@@ -13,7 +13,7 @@ from quant_assets.market.months import month_bounds, month_key_of
 from quant_assets.market.sources.base import MarketSource
 from quant_assets.market.validation import validate_bars
 from quant_assets.storage.hashing import bars_content_hash
-from quant_assets.storage.lake import BarsLake
+from quant_assets.storage.lake import Lake
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def load_months(
     config: InstrumentConfig,
     source: MarketSource,
     month_keys: list[str],
-    lake: BarsLake,
+    lake: Lake,
     known_hashes: dict[str, str],
     fetched_at: datetime,
     progress: Progress | None = None,

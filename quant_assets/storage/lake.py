@@ -1,4 +1,4 @@
-"""The Parquet lake: one file per bars partition (instrument x month), written atomically."""
+"""The Parquet lake: bars partitions (instrument x month) and feature slices, written atomically."""
 
 import os
 import tempfile
@@ -9,8 +9,8 @@ import polars as pl
 from quant_assets.market.canonical import BAR_SCHEMA, empty_bars
 
 
-class BarsLake:
-    """Bars partitions under `<root>/bars/<instrument>/<YYYY-MM>.parquet`."""
+class Lake:
+    """Bulk data: `bars/<instrument>/<YYYY-MM>.parquet` and `features/<instrument>.parquet`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -26,17 +26,20 @@ class BarsLake:
 
     def write_partition(self, frame: pl.DataFrame, instrument: str, month_key: str) -> Path:
         """Replace one partition atomically: write a temp file, then rename over the old one."""
-        path = self.partition_path(instrument, month_key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=path.parent, suffix=".parquet.tmp")
-        os.close(handle)
-        try:
-            frame.write_parquet(temp_name, compression="zstd", statistics=True)
-            os.replace(temp_name, path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomically(frame, self.partition_path(instrument, month_key))
+
+    def feature_slice_path(self, instrument: str) -> Path:
+        """Return the file of one instrument's base feature slice."""
+        return self.root / "features" / f"{instrument}.parquet"
+
+    def write_feature_slice(self, frame: pl.DataFrame, instrument: str) -> Path:
+        """Replace one instrument's feature slice atomically."""
+        return write_atomically(frame, self.feature_slice_path(instrument))
+
+    def read_feature_slice(self, instrument: str) -> pl.DataFrame | None:
+        """Return one instrument's feature slice, or None if it was never computed."""
+        path = self.feature_slice_path(instrument)
+        return pl.read_parquet(path) if path.exists() else None
 
     def delete_partition(self, instrument: str, month_key: str) -> None:
         """Remove one partition's file if it exists."""
@@ -70,3 +73,17 @@ class BarsLake:
         if not paths:
             return empty_bars()
         return pl.read_parquet(paths, schema=BAR_SCHEMA).sort("ts")
+
+
+def write_atomically(frame: pl.DataFrame, path: Path) -> Path:
+    """Write Parquet to a temp file in the target folder, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, suffix=".parquet.tmp")
+    os.close(handle)
+    try:
+        frame.write_parquet(temp_name, compression="zstd", statistics=True)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path

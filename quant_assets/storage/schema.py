@@ -27,3 +27,26 @@ TABLES: Final = (
     )
     """,
 )
+
+RESEARCH_TABLES: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS feature_slices (
+        instrument VARCHAR PRIMARY KEY,
+        input_digest VARCHAR NOT NULL,
+        rows BIGINT NOT NULL,
+        columns VARCHAR NOT NULL,
+        computed_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS strategy_specs (
+        spec_id VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        template VARCHAR NOT NULL,
+        spec_json VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        registered_at TIMESTAMPTZ NOT NULL,
+        validated_at TIMESTAMPTZ
+    )
+    """,
+)

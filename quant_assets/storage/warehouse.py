@@ -13,8 +13,8 @@ import polars as pl
 
 from quant_assets.domain.errors import UnknownInstrumentError
 from quant_assets.domain.market import AssetClass, InstrumentConfig, PartitionVersion, SourceKind
-from quant_assets.storage.lake import BarsLake
-from quant_assets.storage.schema import TABLES
+from quant_assets.storage.lake import Lake
+from quant_assets.storage.schema import RESEARCH_TABLES, TABLES
 
 # DuckDB allows one writing process per file (NOTES-stack.md B3); wait briefly for the lock.
 _LOCK_WAIT: Final = timedelta(seconds=60)
@@ -23,7 +23,7 @@ _LOCK_WAIT: Final = timedelta(seconds=60)
 class Warehouse:
     """Typed reads and writes of the warehouse file, plus a view over the bars lake."""
 
-    def __init__(self, path: Path, lake: BarsLake) -> None:
+    def __init__(self, path: Path, lake: Lake) -> None:
         self.path = path
         self.lake = lake
 
@@ -35,7 +35,7 @@ class Warehouse:
         connection.execute("SET TimeZone = 'UTC'")
         try:
             if not read_only:
-                for statement in TABLES:
+                for statement in (*TABLES, *RESEARCH_TABLES):
                     connection.execute(statement)
             connection.execute("BEGIN TRANSACTION")
             try:

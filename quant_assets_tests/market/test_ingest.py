@@ -12,7 +12,7 @@ from quant_assets.market.ingest import load_months
 from quant_assets.market.sources.csv_source import CsvSource
 from quant_assets.market.sources.sample import SampleSource
 from quant_assets.storage.hashing import bars_content_hash
-from quant_assets.storage.lake import BarsLake
+from quant_assets.storage.lake import Lake
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
 FETCHED_AT = datetime(2026, 11, 21, tzinfo=UTC)
@@ -45,7 +45,7 @@ def _csv_config(path: Path) -> InstrumentConfig:
     return InstrumentConfig(key="csv.BTC-USDT.1h", source=SourceKind.CSV, options=options)
 
 
-def _load(config: InstrumentConfig, lake: BarsLake, known: dict[str, str]) -> list[str]:
+def _load(config: InstrumentConfig, lake: Lake, known: dict[str, str]) -> list[str]:
     source = CsvSource(Path(config.options["path"]), columns=MAPPING)
     loads = load_months(config, source, ["2024-01-01", "2024-02-01"], lake, known, FETCHED_AT)
     return [load.version.content_hash for load in loads]
@@ -55,7 +55,7 @@ def test_load_months_csv_twice_replaces_partitions_with_same_hashes(
     tmp_path: Path, btc_q1_2024: pl.DataFrame
 ) -> None:
     # Arrange
-    lake = BarsLake(tmp_path / "lake")
+    lake = Lake(tmp_path / "lake")
     config = _csv_config(_write_csv(btc_q1_2024, tmp_path / "btc.csv"))
 
     # Act
@@ -84,7 +84,7 @@ def test_load_months_corrupt_csv_raises_and_keeps_stored_partitions(
     tmp_path: Path, btc_q1_2024: pl.DataFrame, corruption: str, rule: str
 ) -> None:
     # Arrange: a good load first, then the same file corrupted in February.
-    lake = BarsLake(tmp_path / "lake")
+    lake = Lake(tmp_path / "lake")
     path = _write_csv(btc_q1_2024, tmp_path / "btc.csv")
     config = _csv_config(path)
     hashes = _load(config, lake, {})
@@ -137,7 +137,7 @@ def test_load_months_csv_declared_timezone_converts_to_utc(
     config = _csv_config(path)
 
     # Act
-    loads = load_months(config, source, ["2024-01-01"], BarsLake(tmp_path / "lake"), {}, FETCHED_AT)
+    loads = load_months(config, source, ["2024-01-01"], Lake(tmp_path / "lake"), {}, FETCHED_AT)
 
     # Assert
     assert loads[0].version.first_ts == datetime(2024, 1, 1, tzinfo=UTC)
@@ -152,7 +152,7 @@ def test_csv_source_missing_column_names_column_and_fix(tmp_path: Path) -> None:
 
     # Act
     with pytest.raises(SourceError) as caught:
-        _load(config, BarsLake(tmp_path / "lake"), {})
+        _load(config, Lake(tmp_path / "lake"), {})
 
     # Assert
     assert "volume (file column 'Volume')" in str(caught.value)
@@ -166,7 +166,7 @@ def test_load_months_sample_before_history_raises_clear_error(tmp_path: Path) ->
     # Act
     with pytest.raises(SourceError) as caught:
         load_months(
-            config, SampleSource(SAMPLE_DIR), ["2016-01-01"], BarsLake(tmp_path), {}, FETCHED_AT
+            config, SampleSource(SAMPLE_DIR), ["2016-01-01"], Lake(tmp_path), {}, FETCHED_AT
         )
 
     # Assert

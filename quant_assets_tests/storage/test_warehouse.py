@@ -9,7 +9,7 @@ import pytest
 from quant_assets.domain.errors import UnknownInstrumentError
 from quant_assets.domain.market import InstrumentConfig, PartitionVersion
 from quant_assets.storage.hashing import bars_content_hash
-from quant_assets.storage.lake import BarsLake
+from quant_assets.storage.lake import Lake
 from quant_assets.storage.warehouse import Warehouse
 
 
@@ -30,7 +30,7 @@ def test_write_partition_twice_replaces_file_without_leftovers(
     tmp_path: Path, sample_bars: pl.DataFrame
 ) -> None:
     # Arrange
-    lake = BarsLake(tmp_path)
+    lake = Lake(tmp_path)
     january = sample_bars.head(744)
 
     # Act
@@ -62,7 +62,7 @@ def test_bars_content_hash_changes_with_one_price(sample_bars: pl.DataFrame) -> 
 
 def test_save_partition_versions_failure_rolls_back_whole_batch(tmp_path: Path) -> None:
     # Arrange
-    warehouse = Warehouse(tmp_path / "w.duckdb", BarsLake(tmp_path / "lake"))
+    warehouse = Warehouse(tmp_path / "w.duckdb", Lake(tmp_path / "lake"))
     warehouse.save_partition_versions([_version("2024-01-01", "a")])
     broken = _version("2024-03-01", "c").model_copy(update={"month": "not-a-date"})
 
@@ -77,7 +77,7 @@ def test_save_partition_versions_failure_rolls_back_whole_batch(tmp_path: Path) 
 
 def test_save_partition_versions_same_key_replaces_row(tmp_path: Path) -> None:
     # Arrange
-    warehouse = Warehouse(tmp_path / "w.duckdb", BarsLake(tmp_path / "lake"))
+    warehouse = Warehouse(tmp_path / "w.duckdb", Lake(tmp_path / "lake"))
 
     # Act
     warehouse.save_partition_versions([_version("2024-01-01", "a")])
@@ -89,7 +89,7 @@ def test_save_partition_versions_same_key_replaces_row(tmp_path: Path) -> None:
 
 def test_instrument_unknown_key_names_key_and_fix(tmp_path: Path) -> None:
     # Arrange
-    warehouse = Warehouse(tmp_path / "w.duckdb", BarsLake(tmp_path / "lake"))
+    warehouse = Warehouse(tmp_path / "w.duckdb", Lake(tmp_path / "lake"))
     warehouse.register_instrument(InstrumentConfig(key="binance.BTC-USDT.1h"))
 
     # Act
