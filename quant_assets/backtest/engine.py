@@ -52,7 +52,10 @@ TRADES_SCHEMA: Final = pl.Schema(
 DAILY_PERIODS_PER_YEAR: Final = 252.0
 _SECONDS_PER_DAY: Final = 86_400.0
 _SPACING_SAMPLE_BARS: Final = 1_000
-_EXIT_REASONS: Final = np.array(["", *(code.reason.value for code in ExitCode)])
+_EXIT_REASONS: Final = pl.Series(["", *(code.reason.value for code in ExitCode)], dtype=pl.String)
+_SIDES: Final = pl.Series(  # indexed by side + 1
+    [PositionSide.SHORT.value, "", PositionSide.LONG.value], dtype=pl.String
+)
 _FILL_MODES: Final = {FillMode.NEXT_OPEN: kernel.FILL_NEXT_OPEN, FillMode.CLOSE: kernel.FILL_CLOSE}
 _STOPS_FROM: Final = {
     StopsFrom.ENTRY_BAR: kernel.STOPS_FROM_ENTRY_BAR,
@@ -72,6 +75,7 @@ class BacktestResult:
         steps: Entry candidates, fills and engine rejections by name.
         report: Metrics of the equity curve and trades.
         entry_status: Per bar, the EntryCode of that bar's entry candidate (0 if none).
+        position: Per bar, signed units held at the close (before an end-of-data exit).
     """
 
     equity: pl.DataFrame
@@ -79,6 +83,7 @@ class BacktestResult:
     steps: StepSummary
     report: EvalReport
     entry_status: Int8Array
+    position: FloatArray
 
     def trade_records(self) -> list[Trade]:
         """Return the trades as validated domain models (for persistence and display)."""
@@ -120,7 +125,8 @@ def run_backtest(
             the signal bar; excludes `exits.trailing_stop_rate`.
 
     Returns:
-        The equity frame, trades frame, step summary, report and per-bar entry status.
+        The equity frame, trades frame, step summary, report, and per-bar entry status and
+        position.
 
     Raises:
         BacktestInputError: if bars or arrays break the contract above.
@@ -173,24 +179,25 @@ def run_backtest(
         periods_per_year=periods_per_year,
         n_trials=config.n_trials,
     )
-    return BacktestResult(equity_frame, trades_frame, _step_summary(status), report, status)
+    return BacktestResult(
+        equity_frame, trades_frame, _step_summary(status), report, status, position
+    )
 
 
 def trades_frame_of(records: kernel.TradeArray, ts: pl.Series) -> pl.DataFrame:
     """Return the trades frame (TRADES_SCHEMA) of kernel trade records on bars stamped `ts`."""
     entry_bar = np.ascontiguousarray(records["entry_bar"])
     exit_bar = np.ascontiguousarray(records["exit_bar"])
-    sides = np.where(records["side"] > 0, PositionSide.LONG.value, PositionSide.SHORT.value)
     data = {
         "entry_ts": ts.gather(entry_bar),
         "exit_ts": ts.gather(exit_bar),
         "entry_bar": entry_bar,
         "exit_bar": exit_bar,
         "bars_held": records["bars_held"],
-        "side": sides.astype(object),
+        "side": _SIDES.gather(records["side"].astype(np.int64) + 1),
         **{name: records[name] for name in ("qty", "entry_price", "exit_price", "pnl", "fees")},
         "return_rate": records["return_rate"],
-        "exit_reason": _EXIT_REASONS[records["exit_code"]].astype(object),
+        "exit_reason": _EXIT_REASONS.gather(records["exit_code"].astype(np.int64)),
     }
     return pl.DataFrame(data, schema=TRADES_SCHEMA)
 
@@ -354,7 +361,7 @@ def _rate(value: float | None) -> float:
 
 
 def _step_summary(status: Int8Array) -> StepSummary:
-    counts = np.bincount(status, minlength=len(EntryCode) + 1)
+    counts = kernel.count_codes_nb(status, len(EntryCode) + 1)
     rejections = {
         code.outcome.value: int(counts[code]) for code in EntryCode if code is not EntryCode.FILLED
     }

@@ -3,8 +3,11 @@
 Contract (vectorbt's): contiguous arrays and scalars in, preallocated arrays out, no Python
 objects; enums cross as ints mirrored from `quant_assets.domain.backtest`. Every function is
 `@njit(cache=True, nogil=True)`, so a compiled kernel is reused across processes and threads can
-run backtests in parallel. Semantics are DESIGN.md's "backtest contract"; each rule is pinned by
-a test in `quant_assets_tests/backtest/test_kernel.py`.
+run backtests in parallel. Two more options keep the loop at about 12 ns per bar:
+`error_model="numpy"` drops Python's zero-division checks (every denominator here is positive
+by construction) and the private helpers are `inline="always"`, so the loop makes no calls.
+Semantics are DESIGN.md's "backtest contract"; each rule is pinned by a test in
+`quant_assets_tests/backtest/test_kernel.py`.
 
 Order of events on bar i (fill mode next_open):
 1. the order decided at bar i-1's close fills at bar i's open: the exit (signal or reversal)
@@ -84,10 +87,13 @@ _TARGET: Final = 9  # take-profit level, NaN if none
 _TRAIL_OFFSET: Final = 10  # absolute trailing distance, NaN if none
 _TRAIL_RATE: Final = 11  # trailing distance as a rate of the anchor, NaN if none
 _ANCHOR: Final = 12  # best price since entry (high for longs, low for shorts)
-_BOOK_SIZE: Final = 13
+_TRAILS: Final = 13  # 1.0 if a trailing stop is set
+_ACTIVE_STOP: Final = 14  # the tighter of the fixed and trailing stop, NaN if none
+_ACTIVE_CODE: Final = 15  # exit code of the active stop
+_BOOK_SIZE: Final = 16
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def simulate_nb(
     open_: FloatArray,
     high: FloatArray,
@@ -186,15 +192,16 @@ def simulate_nb(
                 book, trades_out, n_trades, bar, close[bar], max_bars_in_trade, costs
             )
         exit_flag = exits.shape[0] > 0 and exits[bar] != 0
-        warm_up = _inputs_nan_nb(bar, plan)
-        status, exit_code, side = _decide_nb(
-            int(book[_SIDE]),
-            int(entries[bar]),
-            exit_flag,
-            allow_reversal,
-            warm_up,
-            bar == n_bars - 1,
-        )
+        status, exit_code, side = 0, 0, 0
+        if entries[bar] != 0 or exit_flag:
+            status, exit_code, side = _decide_nb(
+                int(book[_SIDE]),
+                int(entries[bar]),
+                exit_flag,
+                allow_reversal,
+                _inputs_nan_nb(bar, plan),
+                bar == n_bars - 1,
+            )
         entry_status_out[bar] = status
         if next_open:
             pending_exit, pending_side, pending_bar = exit_code, side, bar
@@ -211,28 +218,63 @@ def simulate_nb(
     return n_trades
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def first_invalid_price_nb(
     open_: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray
 ) -> int:
     """Return the first bar whose open, high, low or close is not finite and > 0, or -1."""
+    valid = True
+    for bar in range(close.shape[0]):  # no early exit, so the common all-valid case vectorizes
+        valid &= _prices_valid_nb(open_, high, low, close, bar)
+    if valid:
+        return -1
     for bar in range(close.shape[0]):
-        for price in (open_[bar], high[bar], low[bar], close[bar]):
-            if not (price > 0.0 and price < math.inf):
-                return bar
+        if not _prices_valid_nb(open_, high, low, close, bar):
+            return bar
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def first_unsorted_nb(ts: Int64Array) -> int:
     """Return the first index whose timestamp is not after the previous one, or -1."""
+    increasing = True
+    for index in range(1, ts.shape[0]):
+        increasing &= ts[index] > ts[index - 1]
+    if increasing:
+        return -1
     for index in range(1, ts.shape[0]):
         if ts[index] <= ts[index - 1]:
             return index
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
+def count_codes_nb(codes: Int8Array, n_codes: int) -> Int64Array:
+    """Return how often each code 0..n_codes-1 occurs in codes."""
+    counts = np.zeros(n_codes, dtype=np.int64)
+    for code in codes:
+        counts[code] += 1
+    return counts
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _prices_valid_nb(
+    open_: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray, bar: int
+) -> bool:
+    # NaN fails both comparisons; bitwise & keeps the test branch-free.
+    return (
+        (open_[bar] > 0.0)
+        & (open_[bar] < math.inf)
+        & (high[bar] > 0.0)
+        & (high[bar] < math.inf)
+        & (low[bar] > 0.0)
+        & (low[bar] < math.inf)
+        & (close[bar] > 0.0)
+        & (close[bar] < math.inf)
+    )
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _decide_nb(
     side: int,
     entry: int,
@@ -261,7 +303,7 @@ def _decide_nb(
     return status, exit_code, open_side
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _inputs_nan_nb(bar: int, plan: Plan) -> bool:
     # NaN in a per-bar input marks indicator warm-up: an entry there never trades.
     size, _, _, (stop_distance, target_distance, trail_distance) = plan
@@ -273,13 +315,13 @@ def _inputs_nan_nb(bar: int, plan: Plan) -> bool:
     )
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _nan_at_nb(values: FloatArray, bar: int) -> bool:
     # An empty array stands for an input that was not given.
     return values.shape[0] > 0 and math.isnan(values[bar])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _execute_nb(
     book: FloatArray,
     trades: TradeArray,
@@ -305,7 +347,7 @@ def _execute_nb(
     return n_trades
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _entry_status_nb(book: FloatArray, bar: int, side: int) -> int:
     # After a fill attempt: filled if the book now holds the signal's side from this bar.
     if book[_SIDE] == side and book[_ENTRY_BAR] == bar:
@@ -313,7 +355,7 @@ def _entry_status_nb(book: FloatArray, bar: int, side: int) -> int:
     return _ZERO_QUANTITY
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _fill_price_nb(price: float, buy: bool, slippage_rate: float) -> float:
     # Slippage is always adverse: buys fill higher, sells lower.
     if buy:
@@ -321,7 +363,7 @@ def _fill_price_nb(price: float, buy: bool, slippage_rate: float) -> float:
     return price * (1.0 - slippage_rate)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _open_nb(
     book: FloatArray,
     bar: int,
@@ -349,7 +391,7 @@ def _open_nb(
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _arm_exits_nb(
     book: FloatArray,
     signal_bar: int,
@@ -376,13 +418,18 @@ def _arm_exits_nb(
     if trail_distance.shape[0] > 0:
         book[_TRAIL_OFFSET] = trail_distance[signal_bar]
     book[_TRAIL_RATE] = trailing_stop_rate
+    book[_TRAILS] = (
+        0.0 if math.isnan(book[_TRAIL_OFFSET]) and math.isnan(trailing_stop_rate) else 1.0
+    )
     # The trailing anchor starts at the fill price (DESIGN.md).
     book[_ANCHOR] = entry
+    _refresh_stop_nb(book)
 
 
-@njit(cache=True, nogil=True)
-def _active_stop_nb(book: FloatArray) -> tuple[float, int]:
-    # The effective stop is the tighter of the fixed stop-loss and the trailing stop.
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _refresh_stop_nb(book: FloatArray) -> None:
+    # The effective stop is the tighter of the fixed stop-loss and the trailing stop; it only
+    # changes when a position opens or its anchor moves, so it is kept in the book.
     side = book[_SIDE]
     level, code = book[_STOP], _STOP_LOSS
     trail = math.nan
@@ -392,14 +439,15 @@ def _active_stop_nb(book: FloatArray) -> tuple[float, int]:
         trail = book[_ANCHOR] * (1.0 - side * book[_TRAIL_RATE])
     if not math.isnan(trail) and (math.isnan(level) or side * (trail - level) > 0.0):
         level, code = trail, _TRAILING_STOP
-    return level, code
+    book[_ACTIVE_STOP] = level
+    book[_ACTIVE_CODE] = code
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _range_exit_nb(book: FloatArray, open_: float, high: float, low: float) -> tuple[int, float]:
     # Stop before target when both are inside one bar (pessimistic, DESIGN.md and
     # backtesting.py, which queues SL orders first); a gap through a level fills at the open.
-    stop, stop_code = _active_stop_nb(book)
+    stop, stop_code = book[_ACTIVE_STOP], int(book[_ACTIVE_CODE])
     target = book[_TARGET]
     if book[_SIDE] > 0.0:
         if low <= stop:
@@ -414,7 +462,7 @@ def _range_exit_nb(book: FloatArray, open_: float, high: float, low: float) -> t
     return 0, math.nan
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _intrabar_nb(
     book: FloatArray,
     trades: TradeArray,
@@ -431,16 +479,16 @@ def _intrabar_nb(
         code, price = _range_exit_nb(book, open_, high, low)
         if code != 0:
             return _close_nb(book, trades, n_trades, bar, price, code, costs)
-    if bar >= book[_HELD_FROM_BAR]:
+    if book[_TRAILS] != 0.0 and bar >= book[_HELD_FROM_BAR]:
         # The anchor moves after this bar's check, so a bar never trails its own stop.
-        if book[_SIDE] > 0.0:
-            book[_ANCHOR] = max(book[_ANCHOR], high)
-        else:
-            book[_ANCHOR] = min(book[_ANCHOR], low)
+        anchor = max(book[_ANCHOR], high) if book[_SIDE] > 0.0 else min(book[_ANCHOR], low)
+        if anchor != book[_ANCHOR]:
+            book[_ANCHOR] = anchor
+            _refresh_stop_nb(book)
     return n_trades
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _time_exit_nb(
     book: FloatArray,
     trades: TradeArray,
@@ -455,7 +503,7 @@ def _time_exit_nb(
     return n_trades
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _close_nb(
     book: FloatArray,
     trades: TradeArray,
@@ -489,7 +537,7 @@ def _close_nb(
     return n_trades + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _mark_nb(
     book: FloatArray,
     bar: int,
