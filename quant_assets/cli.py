@@ -16,12 +16,16 @@ from quant_assets.defs.launch import (
     materialize_data_versions,
     register_instruments,
 )
+from quant_assets.defs.partitions import SPEC_PARTITIONS_NAME
 from quant_assets.defs.resources import WarehouseResource
+from quant_assets.defs.spec_preflight import preflight_spec
 from quant_assets.domain.errors import QuantAssetsError
 from quant_assets.domain.market import AssetClass, InstrumentConfig, InstrumentKey, SourceKind
 from quant_assets.market.manifest import manifest_digest, manifest_summary
 from quant_assets.market.months import month_key_of
 from quant_assets.market.sources.sample import SampleSource
+from quant_assets.storage.research import list_specs, save_spec
+from quant_assets.strategy.spec_io import load_spec_yaml
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -71,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=_instruments_list)
     sync = verbs.add_parser("sync", help="register every instrument in instruments.yaml")
     sync.set_defaults(handler=_instruments_sync)
+
+    specs = commands.add_parser("specs", help="register and list strategy specs")
+    spec_verbs = specs.add_subparsers(required=True, metavar="VERB")
+    spec_add = spec_verbs.add_parser("add", help="validate a spec YAML and register its partition")
+    spec_add.add_argument("file", type=Path, help="a spec YAML (see specs/)")
+    spec_add.set_defaults(handler=_specs_add)
+    spec_list = spec_verbs.add_parser("list", help="list registered specs")
+    spec_list.add_argument("--json", action="store_true", help="print JSON")
+    spec_list.set_defaults(handler=_specs_list)
 
     data = commands.add_parser("data", help="what the warehouse holds")
     data_verbs = data.add_subparsers(required=True, metavar="VERB")
@@ -172,6 +185,37 @@ def _instruments_sync(args: argparse.Namespace) -> int:
     configs = resource.default_instruments()
     register_instruments(_instance(args), resource, configs)
     print(f"registered {len(configs)} instruments from {resource.instruments_file}")
+    return 0
+
+
+def _specs_add(args: argparse.Namespace) -> int:
+    if not args.file.exists():
+        raise QuantAssetsError(
+            f"spec file {args.file} does not exist; pass a YAML like specs/*.yaml"
+        )
+    store = _resource(args).warehouse()
+    spec = preflight_spec(load_spec_yaml(args.file), store)
+    instance = _instance(args)
+    save_spec(store, spec)
+    if not instance.has_dynamic_partition(SPEC_PARTITIONS_NAME, spec.spec_id):
+        instance.add_dynamic_partitions(SPEC_PARTITIONS_NAME, [spec.spec_id])
+    print(f"registered spec {spec.spec_id} ({spec.name}); materialize it with:")
+    print(
+        "  dagster asset materialize -m quant_assets.definitions --select strategy_specs "
+        f"--partition {spec.spec_id}"
+    )
+    return 0
+
+
+def _specs_list(args: argparse.Namespace) -> int:
+    rows = [
+        {"spec_id": spec_id, "name": name, "template": template, "status": status}
+        for spec_id, name, template, status in list_specs(_resource(args).warehouse())
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(pl.DataFrame(rows) if rows else pl.DataFrame())
     return 0
 
 

@@ -27,3 +27,7 @@ def instrument_months(partition_keys: list[str]) -> dict[str, list[str]]:
         dims = bars_partitions.get_partition_key_from_str(key).keys_by_dimension
         grouped.setdefault(dims["instrument"], []).append(dims["month"])
     return {instrument: sorted(months) for instrument, months in grouped.items()}
+
+
+SPEC_PARTITIONS_NAME: Final = "spec"
+spec_partitions = dg.DynamicPartitionsDefinition(name=SPEC_PARTITIONS_NAME)

@@ -4,8 +4,9 @@ Modules produce numpy arrays from closed bars; the kernel is the only per-bar lo
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -13,7 +14,8 @@ import polars as pl
 
 from quant_assets.domain.arrays import BoolArray, FloatArray, Int8Array
 from quant_assets.domain.backtest import ExitRules
-from quant_assets.domain.errors import SpecValidationError
+from quant_assets.domain.errors import QuantAssetsError, SpecValidationError
+from quant_assets.domain.market import InstrumentKey, Timeframe
 from quant_assets.domain.strategy import ModuleRole, ParamValue
 
 
@@ -27,6 +29,21 @@ class ParamDef:
     high: float | None = None
     choices: tuple[str, ...] = ()
     description: str = ""
+
+
+def int_def(default: int, low: int, high: int, description: str) -> ParamDef:
+    """Return the definition of an int parameter (a bar count unless described otherwise)."""
+    return ParamDef("int", default, low, high, description=description)
+
+
+def float_def(default: float, low: float, high: float, description: str) -> ParamDef:
+    """Return the definition of a float parameter."""
+    return ParamDef("float", default, low, high, description=description)
+
+
+def choice_def(default: str, choices: tuple[str, ...], description: str) -> ParamDef:
+    """Return the definition of a choice parameter."""
+    return ParamDef("choice", default, choices=choices, description=description)
 
 
 class StrategyModule(ABC):
@@ -44,13 +61,46 @@ class StrategyModule(ABC):
         """Return how many leading bars the module needs before its output is meaningful."""
         return 0
 
+    def int_param(self, name: str) -> int:
+        """Return the resolved value of an int parameter."""
+        return int(self.values[name])
+
+    def float_param(self, name: str) -> float:
+        """Return the resolved value of a float parameter."""
+        return float(self.values[name])
+
+    def choice_param(self, name: str) -> str:
+        """Return the resolved value of a choice parameter."""
+        return str(self.values[name])
+
+    def require_below(self, lower: str, upper: str, fix: str) -> None:
+        """Raise unless parameter `lower` is strictly below parameter `upper` (a cross rule).
+
+        Raises:
+            SpecValidationError: naming the module, both parameters, their values and `fix`.
+        """
+        low, high = self.values[lower], self.values[upper]
+        if not low < high:  # type: ignore[operator]
+            raise SpecValidationError(
+                f"{self.role.value} '{self.name}': parameter '{lower}' was {low!r}, not below "
+                f"'{upper}' {high!r}; {fix}"
+            )
+
 
 @dataclass(frozen=True)
 class BaselineSignals:
-    """Entry candidates (+1 long, -1 short, 0 none; decided at each bar's close) and exits."""
+    """Entry candidates (+1 long, -1 short, 0 none; decided at each bar's close) and exits.
+
+    `exits` closes whatever position is open (non-zero = exit, as `run_backtest`'s exits);
+    `long_exits` / `short_exits` close only a long / only a short. Side-specific exits are
+    resolved by `quant_assets.strategy.compose` against the side the entries imply (an entry
+    on a bar wins over a side-specific exit of its own side on that bar).
+    """
 
     entries: Int8Array
     exits: Int8Array | None = None
+    long_exits: BoolArray | None = None
+    short_exits: BoolArray | None = None
 
 
 class Baseline(StrategyModule):
@@ -141,3 +191,37 @@ def _checked_value(
             f"{where}, outside the module's bounds [{low}, {high}]; choose a value inside them"
         )
     return int(value) if definition.kind == "int" else float(value)
+
+
+def feature_arrays(bars: pl.DataFrame, exprs: Sequence[pl.Expr]) -> list[FloatArray]:
+    """Return each expression evaluated on `bars` as a writable float64 array, nulls as NaN.
+
+    The expressions run in one `select`, so polars can share their common sub-expressions.
+    """
+    frame = bars.select(exprs)
+    return [
+        frame.to_series(index).cast(pl.Float64).fill_null(np.nan).to_numpy(writable=True)
+        for index in range(frame.width)
+    ]
+
+
+def bar_timeframe(bars: pl.DataFrame) -> Timeframe | None:
+    """Return the bar length: from the instrument key in `instrument`, else the smallest step.
+
+    Returns None when neither tells it (no parseable key and fewer than two bars).
+    """
+    if "instrument" in bars.columns and bars.height > 0:
+        try:
+            return InstrumentKey.parse(str(bars["instrument"][0])).bar
+        except QuantAssetsError:
+            pass  # not a key (e.g. a bare symbol): fall back to the bar spacing
+    if bars.height < 2:
+        return None
+    step = bars["ts"].diff().min()
+    if not isinstance(step, timedelta) or step <= timedelta(0):
+        return None
+    seconds = int(step.total_seconds())
+    for unit, unit_seconds in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % unit_seconds == 0:
+            return Timeframe.parse(f"{seconds // unit_seconds}{unit}")
+    return None

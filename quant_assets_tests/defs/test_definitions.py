@@ -55,12 +55,28 @@ def test_definitions_validate_and_match_intended_graph() -> None:
     assert {k: a.group_name for k, a in assets.items()} == {
         "bars": "market",
         "data_versions": "market",
+        "feature_slices": "research",
+        "strategy_specs": "research",
     }
-    assert assets["bars"].partitions_def is not None
-    assert assets["data_versions"].partitions_def is None
+    assert {k: _partitioning(a.partitions_def) for k, a in assets.items()} == {
+        "bars": "instrument x month",
+        "data_versions": "none",
+        "feature_slices": "instrument",
+        "strategy_specs": "spec",
+    }
+    assert graph.get(dg.AssetKey("strategy_specs")).parent_keys == {dg.AssetKey("data_versions")}
     assert sorted(k.name for k in graph.asset_check_keys) == ["ohlcv_continuity", "ohlcv_schema"]
     assert {j.name for j in definitions.resolve_all_job_defs()} >= {"bars_job", "data_versions_job"}
     assert definitions.resolve_schedule_def("market_refresh_schedule").cron_schedule == "5 * * * *"
+
+
+def _partitioning(partitions_def: dg.PartitionsDefinition | None) -> str:
+    if partitions_def is None:
+        return "none"
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        return " x ".join(dim.name for dim in partitions_def.partitions_defs)
+    assert isinstance(partitions_def, dg.DynamicPartitionsDefinition)
+    return str(partitions_def.name)
 
 
 def test_bars_asset_is_single_run_backfill_in_warehouse_pool() -> None:
