@@ -199,6 +199,25 @@ def best_of(repeats: int, action: Callable[[], Any]) -> tuple[float, Any]:
     return best, result
 
 
+def best_of_interleaved(
+    repeats: int, actions: dict[str, Callable[[], Any]]
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Return each action's best wall time and last result, the actions taking turns.
+
+    Taking turns puts every action under the same passing load, so ratios of the best times
+    stay fair on a machine shared with other work.
+    """
+    results = {name: action() for name, action in actions.items()}  # warm-up
+    best = dict.fromkeys(actions, math.inf)
+    for _ in range(repeats):
+        for name, action in actions.items():
+            gc.collect()
+            start = time.perf_counter()
+            results[name] = action()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best, results
+
+
 def ema_cross_signals(cache: IndicatorCache, params: ParamSet) -> SignalArrays:
     """Build the EMA-cross entries of one parameter set from cached EMAs."""
     fast = cache.feature(ema(span_bars=int(params["fast_span"])))
@@ -398,6 +417,7 @@ def grid_memory(n_bars: int) -> dict[str, float]:
 def measure(n_bars: int, peer_bars: int, repeats: int, grid_repeats: int) -> dict[str, Any]:
     """Run every measurement in this process (compile and memory in fresh ones)."""
     figures: dict[str, Any] = {"n_bars": n_bars, "peer_bars": peer_bars, "repeats": repeats}
+    figures["load_before"] = os.getloadavg()[0]
     figures["grid_repeats"] = grid_repeats
     with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache_dir:
         figures["compile_cold"] = compile_probe(cache_dir)
@@ -410,6 +430,11 @@ def measure(n_bars: int, peer_bars: int, repeats: int, grid_repeats: int) -> dic
     figures["peer_s"] = backtesting_py_seconds(peer, peer_repeats, idiomatic=False)
     figures["peer_idiomatic_s"] = backtesting_py_seconds(peer, peer_repeats, idiomatic=True)
     figures["grid_s"], grid = best_of(grid_repeats, lambda: grid_once(bars))
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    grid_once(bars)
+    figures["grid_parallelism"] = (time.process_time() - cpu_start) / (
+        time.perf_counter() - wall_start
+    )
     figures["grid_trades"] = sum(item.trades for item in grid)
     spans = sorted({*GRID_FAST, *GRID_SLOW})
     figures["grid_spans"] = len(spans)
@@ -418,6 +443,7 @@ def measure(n_bars: int, peer_bars: int, repeats: int, grid_repeats: int) -> dic
     )
     figures["grid_kernels_s"] = _grid_kernel_seconds(bars, inputs, outputs)
     figures["grid_memory"] = grid_memory(n_bars)
+    figures["load_after"] = os.getloadavg()[0]
     return figures
 
 
@@ -430,14 +456,19 @@ def measure_single(
     yardstick: Callable[..., tuple[float, int]] = ema_cross_stops_nb
     simulate: Callable[..., int] = kernel.simulate_nb
     rules = (FAST, SLOW, STOP_LOSS_RATE, TAKE_PROFIT_RATE, COMMISSION_RATE, SLIPPAGE_BPS / 1e4)
-    figures: dict[str, Any] = {}
-    figures["yardstick_s"], (_, yard_trades) = best_of(
-        repeats, lambda: yardstick(*prices, *rules, INITIAL_CASH, curve)
+    entries = ema_entries(bars)
+    best, results = best_of_interleaved(
+        repeats,
+        {
+            "yardstick_s": lambda: yardstick(*prices, *rules, INITIAL_CASH, curve),
+            "kernel_s": lambda: simulate(*inputs, *outputs),
+            "e2e_s": lambda: engine_end_to_end(bars),
+            "entries_s": lambda: ema_entries(bars),
+            "run_backtest_s": lambda: run_backtest(bars, entries, CONFIG),
+        },
     )
-    figures["kernel_s"], _ = best_of(repeats, lambda: simulate(*inputs, *outputs))
-    figures["e2e_s"], result = best_of(repeats, lambda: engine_end_to_end(bars))
-    figures["entries_s"], entries = best_of(repeats, lambda: ema_entries(bars))
-    figures["run_backtest_s"], _ = best_of(repeats, lambda: run_backtest(bars, entries, CONFIG))
+    figures: dict[str, Any] = dict(best)
+    (_, yard_trades), result = results["yardstick_s"], results["e2e_s"]
     figures["profile"] = engine_profile(bars, entries, repeats)
     figures["trades"] = result.report.trades
     figures["final_equity"] = float(result.equity["equity"][-1])
@@ -496,7 +527,8 @@ def render(figures: dict[str, Any], quick: bool) -> str:
         "",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- Machine: {os.cpu_count()} cores (nproc), {platform.machine()}, {platform.system()} "
-        f"{platform.release()}",
+        f"{platform.release()}; 1-minute load average {figures['load_before']:.2f} before the "
+        f"run, {figures['load_after']:.2f} after (other work on the machine slows every figure)",
         f"- Python {platform.python_version()}, numba {numba.__version__}, numpy "
         f"{np.__version__}, polars {pl.__version__}",
         f"- Timings: best of {figures['repeats']} repeats after a warm-up call (backtesting.py: "
@@ -540,7 +572,7 @@ def _single_section(figures: dict[str, Any]) -> list[str]:
         row("yardstick: hand-written numba loop", yard, "EMAs inside the loop"),
         row("bare kernel `simulate_nb`", figures["kernel_s"], "prepared inputs, reused outputs"),
         row("**engine end to end**", figures["e2e_s"], "the two rows below"),
-        row("- polars EMAs + numpy crossover entries", figures["entries_s"], ""),
+        row("- polars EMAs + crossover entries", figures["entries_s"], ""),
         row("- `run_backtest`", run_s, "profiled below"),
         row("backtesting.py 0.6.6, lean", figures["peer_s"], "precomputed entries", peer_bars),
         row(
@@ -590,6 +622,9 @@ def _grid_section(figures: dict[str, Any]) -> list[str]:
         f"{figures['grid_kernels_s'] / WORKERS:.3f} s if split perfectly over {WORKERS} "
         "threads |",
         "",
+        f"Parallelism of one more grid run (process CPU time / wall time): "
+        f"{figures['grid_parallelism']:.2f} of {WORKERS} threads.",
+        "",
         "Peak memory, measured with ru_maxrss's source, the kernel's RSS high-water mark "
         "(VmHWM) of a fresh process, reset through /proc/self/clear_refs just before the grid "
         f"runs: {memory['peak_mb']:,.0f} MB resident at the peak, "
@@ -622,7 +657,7 @@ def _compile_section(figures: dict[str, Any]) -> list[str]:
         "",
         "The yardstick computes both EMAs inside its loop and writes the equity curve; the bare "
         "kernel gets precomputed entries and reuses its output arrays. End to end is everything "
-        "after the bars exist: polars EMAs, numpy crossover entries, `run_backtest` "
+        "after the bars exist: polars EMAs, crossover entries, `run_backtest` "
         "(validation, kernel, equity and trades frames, EvalReport). The grid builds a fresh "
         "IndicatorCache each repeat, so its time includes every EMA, and returns summary "
         "metrics per combination (`quant_assets.backtest.grid.run_grid`).",

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from quant_assets.defs.launch import (
     materialize_bars_range,
     materialize_data_versions,
+    materialize_partition,
     register_instruments,
 )
 from quant_assets.defs.partitions import SPEC_PARTITIONS_NAME
@@ -28,6 +29,7 @@ from quant_assets.storage.research import list_specs, save_spec
 from quant_assets.strategy.spec_io import load_spec_yaml
 
 Handler = Callable[[argparse.Namespace], int]
+DEMO_FEATURE_INSTRUMENTS = ("binance.BTC-USDT.1h", "binance.ETH-USDT.1h")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,8 +135,40 @@ def _demo(args: argparse.Namespace) -> int:
     _print_table(manifest_summary(manifest))
     state = "unchanged" if manifest_digest(manifest) == before else "changed"
     print(f"\ndata_versions: {outcome.data_version} ({state}); run {outcome.run_id}")
-    print("Next: `make dev` opens the Dagster UI on http://127.0.0.1:3000")
+    _demo_research(args, instance, defs, resource, {config.key for config in configs})
+    print("\nNext: `make dev` opens the Dagster UI on http://127.0.0.1:3000")
     return 0
+
+
+def _demo_research(
+    args: argparse.Namespace,
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    resource: WarehouseResource,
+    loaded: set[str],
+) -> None:
+    # The research inputs of the shipped goal: BTC/ETH feature slices and the example specs.
+    for instrument in (i for i in DEMO_FEATURE_INSTRUMENTS if i in loaded):
+        outcome = materialize_partition(instance, defs, "feature_slices_job", instrument)
+        print(f"feature_slices[{instrument}]: {outcome.data_version}")
+    store = resource.warehouse()
+    examples = sorted((Path(args.project_dir).resolve() / "specs").glob("*.yaml"))
+    if not examples:
+        return
+    for path in tqdm(examples, desc="specs", unit="spec"):
+        spec = preflight_spec(load_spec_yaml(path), store)
+        save_spec(store, spec)
+        if not instance.has_dynamic_partition(SPEC_PARTITIONS_NAME, spec.spec_id):
+            instance.add_dynamic_partitions(SPEC_PARTITIONS_NAME, [spec.spec_id])
+        materialize_partition(instance, defs, "strategy_specs_job", spec.spec_id)
+    _print_table(
+        pl.DataFrame(
+            [
+                dict(zip(("spec_id", "name", "template", "status"), row, strict=True))
+                for row in list_specs(store)
+            ]
+        )
+    )
 
 
 def _instruments_add(args: argparse.Namespace) -> int:

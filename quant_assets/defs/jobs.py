@@ -3,6 +3,7 @@
 import dagster as dg
 
 from quant_assets.defs.market import bars, data_versions
+from quant_assets.defs.research import feature_slices, strategy_specs
 
 bars_job = dg.define_asset_job(
     "bars_job",
@@ -15,8 +16,21 @@ data_versions_job = dg.define_asset_job(
     description="Rebuild the data_versions manifest after bars changed.",
 )
 
+feature_slices_job = dg.define_asset_job(
+    "feature_slices_job",
+    selection=dg.AssetSelection.assets(feature_slices),
+    description="Compute (or reuse) one instrument's base feature slice.",
+)
+strategy_specs_job = dg.define_asset_job(
+    "strategy_specs_job",
+    selection=dg.AssetSelection.assets(strategy_specs),
+    description="Run one registered spec's pre-flight checks.",
+)
+
 
 @dg.definitions
 def jobs() -> dg.Definitions:
     """Return the jobs."""
-    return dg.Definitions(jobs=[bars_job, data_versions_job])
+    return dg.Definitions(
+        jobs=[bars_job, data_versions_job, feature_slices_job, strategy_specs_job]
+    )

@@ -67,6 +67,18 @@ def materialize_data_versions(instance: dg.DagsterInstance, defs: dg.Definitions
     )
 
 
+def materialize_partition(
+    instance: dg.DagsterInstance, defs: dg.Definitions, job_name: str, partition_key: str
+) -> RunOutcome:
+    """Run a single-asset job for one partition (feature_slices_job, strategy_specs_job)."""
+    job = defs.resolve_job_def(job_name)
+    result = job.execute_in_process(
+        instance=instance, partition_key=partition_key, raise_on_error=False
+    )
+    asset = job_name.removesuffix("_job")
+    return _outcome(result, asset)
+
+
 def _outcome(result: dg.ExecuteInProcessResult, asset: str) -> RunOutcome:
     if not result.success:
         messages = [
