@@ -311,6 +311,7 @@ class _GridRunner:
         if isinstance(std, float) and std > 0.0:
             sharpe = max(-RATIO_CAP, min(RATIO_CAP, mean / std * math.sqrt(self.periods_per_year)))
         final_equity = float(equity[-1])
+        fees = np.ascontiguousarray(records["fees"])  # contiguous: numpy's pairwise sum, as there
         return GridResult(
             params=dict(params),
             final_equity=final_equity,
@@ -319,9 +320,7 @@ class _GridRunner:
             max_drawdown=min(min_ratio - 1.0, 0.0),
             exposure=exposed / equity.shape[0],
             trades=int(records.shape[0]),
-            fees_paid=float(np.ascontiguousarray(records["fees"]).sum())
-            if records.shape[0]
-            else 0.0,
+            fees_paid=float(fees.sum()) if fees.shape[0] else 0.0,
             report=report,
         )
 
