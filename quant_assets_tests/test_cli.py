@@ -124,3 +124,43 @@ def test_demo_twice_changes_no_data_version_and_adds_no_rows(project: Path) -> N
     version_line = next(line for line in second.stdout.splitlines() if "data_versions:" in line)
     assert "(unchanged)" in version_line
     assert version_line.split()[1] in first.stdout
+
+
+def test_dagster_cli_materializes_walkforward_results_for_example_spec(project: Path) -> None:
+    # Arrange: BTC 1h loaded, the shipped time-series-momentum example spec registered.
+    (project / "instruments.yaml").write_text(
+        "instruments:\n  - {key: binance.BTC-USDT.1h, source: sample, asset_class: crypto}\n"
+    )
+    shutil.copy(PROJECT_DIR / "preferences.yaml", project / "preferences.yaml")
+    spec_file = PROJECT_DIR / "specs" / "time_series_momentum_btc_1h.yaml"
+    assert _run(project, "quant-assets", "demo").returncode == 0
+    added = _run(project, "quant-assets", "specs", "add", str(spec_file))
+    spec_id = added.stdout.split()[2]
+    materialize = ("dagster", "asset", "materialize", "-m", "quant_assets.definitions")
+    validated = _run(project, *materialize, "--select", "strategy_specs", "--partition", spec_id)
+
+    # Act
+    _run(project, *materialize, "--select", "walkforward_results", "--partition", spec_id)
+
+    # Assert: the run and its six audits are on the instance (a blocking audit may fail).
+    assert validated.returncode == 0, validated.stderr[-2000:]
+    env_home = str(project / "dagster_home")
+    script = (
+        "import dagster as dg, json;"
+        "i = dg.DagsterInstance.get();"
+        "m = i.get_latest_materialization_event(dg.AssetKey('walkforward_results'));"
+        "md = m.asset_materialization.metadata;"
+        "print(json.dumps({'partition': m.asset_materialization.partition,"
+        " 'sharpe': md['oos_sharpe'].value, 'windows': md['windows_recomputed'].value}))"
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", script],
+        env=os.environ | {"DAGSTER_HOME": env_home},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    facts = json.loads(probe.stdout)
+    assert facts["partition"] == spec_id
+    assert facts["windows"] > 0
+    assert isinstance(facts["sharpe"], float)

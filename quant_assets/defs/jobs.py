@@ -4,6 +4,7 @@ import dagster as dg
 
 from quant_assets.defs.market import bars, data_versions
 from quant_assets.defs.research import feature_slices, strategy_specs
+from quant_assets.defs.walkforward import walkforward_results
 
 bars_job = dg.define_asset_job(
     "bars_job",
@@ -27,10 +28,22 @@ strategy_specs_job = dg.define_asset_job(
     description="Run one registered spec's pre-flight checks.",
 )
 
+walkforward_job = dg.define_asset_job(
+    "walkforward_job",
+    selection=dg.AssetSelection.assets(walkforward_results),
+    description="Walk-forward evaluation of one spec, then its audits (asset checks).",
+)
+
 
 @dg.definitions
 def jobs() -> dg.Definitions:
     """Return the jobs."""
     return dg.Definitions(
-        jobs=[bars_job, data_versions_job, feature_slices_job, strategy_specs_job]
+        jobs=[
+            bars_job,
+            data_versions_job,
+            feature_slices_job,
+            strategy_specs_job,
+            walkforward_job,
+        ]
     )

@@ -30,3 +30,27 @@ class SpecValidationError(QuantAssetsError):
 
 class BacktestInputError(QuantAssetsError):
     """Inputs to the backtest engine are inconsistent (lengths, dtypes, ranges)."""
+
+
+class LifecycleError(QuantAssetsError):
+    """An archive record was asked to move between states along a path the lifecycle forbids."""
+
+
+class ApprovalError(LifecycleError):
+    """A person's decision on an archive record was refused (name, state, audits or data)."""
+
+
+class HoldoutSealedError(QuantAssetsError):
+    """Bars of a goal's sealed holdout were requested outside the one freeze-time evaluation."""
+
+
+class ArchiveError(QuantAssetsError):
+    """The archive store was asked for something it does not hold or does not allow."""
+
+
+class AppendOnlyError(ArchiveError):
+    """An archive record or transition row would be changed or removed (the trail only grows)."""
+
+
+class TrailIntegrityError(ArchiveError):
+    """A stored archive row no longer matches its hash chain: it was changed or removed."""

@@ -50,3 +50,45 @@ RESEARCH_TABLES: Final = (
     )
     """,
 )
+
+# The archive is append-only: one row per record version and per transition, each chained to
+# the previous row of its table by `row_hash` (storage/archive.py verifies the chains). A goal's
+# holdout is evaluated at most once: `holdout_evaluations` holds one row per goal.
+GOVERNANCE_TABLES: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS archive_records (
+        position BIGINT PRIMARY KEY,
+        record_id VARCHAR NOT NULL,
+        version INTEGER NOT NULL,
+        sequence INTEGER NOT NULL,
+        state VARCHAR NOT NULL,
+        goal VARCHAR NOT NULL,
+        holdout_evaluated BOOLEAN NOT NULL,
+        record_json VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        row_hash VARCHAR NOT NULL,
+        UNIQUE (record_id, version)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS transitions (
+        position BIGINT PRIMARY KEY,
+        record_id VARCHAR NOT NULL,
+        sequence INTEGER NOT NULL,
+        from_state VARCHAR,
+        to_state VARCHAR NOT NULL,
+        actor VARCHAR NOT NULL,
+        "at" TIMESTAMPTZ NOT NULL,
+        reason VARCHAR NOT NULL,
+        row_hash VARCHAR NOT NULL,
+        UNIQUE (record_id, sequence)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS holdout_evaluations (
+        goal VARCHAR PRIMARY KEY,
+        record_id VARCHAR NOT NULL,
+        evaluated_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+)

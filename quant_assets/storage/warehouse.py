@@ -14,7 +14,7 @@ import polars as pl
 from quant_assets.domain.errors import UnknownInstrumentError
 from quant_assets.domain.market import AssetClass, InstrumentConfig, PartitionVersion, SourceKind
 from quant_assets.storage.lake import Lake
-from quant_assets.storage.schema import RESEARCH_TABLES, TABLES
+from quant_assets.storage.schema import GOVERNANCE_TABLES, RESEARCH_TABLES, TABLES
 
 # DuckDB allows one writing process per file (NOTES-stack.md B3); wait briefly for the lock.
 _LOCK_WAIT: Final = timedelta(seconds=60)
@@ -35,7 +35,7 @@ class Warehouse:
         connection.execute("SET TimeZone = 'UTC'")
         try:
             if not read_only:
-                for statement in (*TABLES, *RESEARCH_TABLES):
+                for statement in (*TABLES, *RESEARCH_TABLES, *GOVERNANCE_TABLES):
                     connection.execute(statement)
             connection.execute("BEGIN TRANSACTION")
             try:

@@ -3,8 +3,11 @@
 Modules produce numpy arrays from closed bars; the kernel is the only per-bar loop that trades.
 """
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import ClassVar, Literal
@@ -197,12 +200,80 @@ def feature_arrays(bars: pl.DataFrame, exprs: Sequence[pl.Expr]) -> list[FloatAr
     """Return each expression evaluated on `bars` as a writable float64 array, nulls as NaN.
 
     The expressions run in one `select`, so polars can share their common sub-expressions.
+    Inside `caching_features(cache)`, expressions over a frame the cache holds are evaluated
+    once and later calls get copies of the stored arrays.
     """
+    cache = _ACTIVE_FEATURE_CACHE.get()
+    if cache is not None and cache.holds(bars):
+        return cache.arrays(bars, exprs)
     frame = bars.select(exprs)
     return [
         frame.to_series(index).cast(pl.Float64).fill_null(np.nan).to_numpy(writable=True)
         for index in range(frame.width)
     ]
+
+
+class FeatureCache:
+    """Feature arrays of fixed bar frames, computed once and shared by repeated module calls.
+
+    A parameter search builds its modules anew for every trial, and each trial asks for the
+    same indicators (an EMA of one span, an ATR) again; with the cache active
+    (`caching_features`) each distinct expression is evaluated once per frame. The key is the
+    expression's full display, which includes every alias: the feature library names each
+    output by all of its parameters (`ema_20`, `adx_14`), which is what tells apart Python
+    kernels whose parameters the display does not show. Frames are matched by identity, so
+    the cache serves only the frames it was built over, and it keeps them alive.
+    """
+
+    def __init__(self, frames: Iterable[pl.DataFrame]) -> None:
+        """Create an empty cache over `frames` (features of other frames are not cached)."""
+        self._frames = {id(frame): frame for frame in frames}
+        self._values: dict[tuple[int, str], FloatArray] = {}
+        self._lock = threading.Lock()
+        self.evaluations = 0
+
+    def holds(self, bars: pl.DataFrame) -> bool:
+        """Return whether `bars` is one of the cache's frames (the same object)."""
+        return self._frames.get(id(bars)) is bars
+
+    def arrays(self, bars: pl.DataFrame, exprs: Sequence[pl.Expr]) -> list[FloatArray]:
+        """Return `feature_arrays(bars, exprs)`, evaluating only expressions not seen before.
+
+        Returns:
+            Writable copies, so callers may change them without touching the cache.
+        """
+        keys = [(id(bars), str(expression)) for expression in exprs]
+        with self._lock:
+            stored = [self._values.get(key) for key in keys]
+        missing = [index for index, values in enumerate(stored) if values is None]
+        if missing:
+            # Nulls become NaN inside polars (cheaper than in to_numpy); arrays are kept
+            # read-only and handed out as copies.
+            frame = bars.select(
+                exprs[index].cast(pl.Float64).fill_null(np.nan) for index in missing
+            )
+            with self._lock:
+                self.evaluations += len(missing)
+                for column, index in enumerate(missing):
+                    values = frame.to_series(column).to_numpy().view()
+                    values.flags.writeable = False
+                    stored[index] = self._values.setdefault(keys[index], values)
+        return [values.copy() for values in stored if values is not None]
+
+
+_ACTIVE_FEATURE_CACHE: ContextVar[FeatureCache | None] = ContextVar(
+    "active_feature_cache", default=None
+)
+
+
+@contextmanager
+def caching_features(cache: FeatureCache) -> Iterator[FeatureCache]:
+    """Make `feature_arrays` use `cache` in this context (thread or task) until the block ends."""
+    token = _ACTIVE_FEATURE_CACHE.set(cache)
+    try:
+        yield cache
+    finally:
+        _ACTIVE_FEATURE_CACHE.reset(token)
 
 
 def bar_timeframe(bars: pl.DataFrame) -> Timeframe | None:

@@ -57,15 +57,26 @@ def test_definitions_validate_and_match_intended_graph() -> None:
         "data_versions": "market",
         "feature_slices": "research",
         "strategy_specs": "research",
+        "walkforward_results": "research",
     }
     assert {k: _partitioning(a.partitions_def) for k, a in assets.items()} == {
         "bars": "instrument x month",
         "data_versions": "none",
         "feature_slices": "instrument",
         "strategy_specs": "spec",
+        "walkforward_results": "spec",
     }
     assert graph.get(dg.AssetKey("strategy_specs")).parent_keys == {dg.AssetKey("data_versions")}
-    assert sorted(k.name for k in graph.asset_check_keys) == ["ohlcv_continuity", "ohlcv_schema"]
+    assert sorted(k.name for k in graph.asset_check_keys) == [
+        "concentration",
+        "drawdown_limit",
+        "look_ahead",
+        "min_trades",
+        "ohlcv_continuity",
+        "ohlcv_schema",
+        "overfitting_gap",
+        "survivorship",
+    ]
     assert {j.name for j in definitions.resolve_all_job_defs()} >= {"bars_job", "data_versions_job"}
     assert definitions.resolve_schedule_def("market_refresh_schedule").cron_schedule == "5 * * * *"
 

@@ -1,6 +1,7 @@
 """Trend filters: ADX trend strength and the higher-timeframe trend."""
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import ClassVar, Final
 
 import numpy as np
@@ -48,9 +49,16 @@ class AdxStrengthFilter(Filter):
 
     def passes(self, bars: pl.DataFrame, entries: Int8Array) -> BoolArray:
         """Return whether ADX is at or above min_adx on each bar (False in warm-up)."""
-        adx_expr, _, _ = trend.directional_movement(lookback_bars=self.int_param("lookback_bars"))
-        (adx,) = feature_arrays(bars, [adx_expr])
+        (adx,) = feature_arrays(bars, [_adx_expression(self.int_param("lookback_bars"))])
         return np.asarray(adx >= self.float_param("min_adx"))
+
+
+@lru_cache(maxsize=128)
+def _adx_expression(lookback_bars: int) -> pl.Expr:
+    # Building the ADX expression costs more than a parameter-search trial's backtest; an
+    # expression is immutable, so every call with one lookback can share it.
+    adx, _, _ = trend.directional_movement(lookback_bars=lookback_bars)
+    return adx
 
 
 class HigherTimeframeTrendFilter(Filter):
