@@ -115,7 +115,8 @@ def test_walkforward_results_records_run_metadata_and_reuses_every_window(
     assert int(str(event_1.metadata["backtests_executed"].value)) >= 4 * 10
     assert event_2.metadata["windows_reused"].value == 4
     assert event_2.metadata["backtests_executed"].value == 0
-    assert event_1.tags is not None and event_2.tags is not None
+    assert event_1.tags is not None
+    assert event_2.tags is not None
     assert event_1.tags["dagster/data_version"] == event_2.tags["dagster/data_version"]
     run = latest_run(resource.warehouse(), spec.spec_id)
     assert run is not None
