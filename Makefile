@@ -34,7 +34,7 @@ dev: $(VENV)/.installed
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/backtest_speed.py
+	$(BIN)/python benchmarks/backtest_speed.py && $(BIN)/python benchmarks/walkforward_speed.py
 
 # Re-pin requirements.lock from the current .venv (after changing pyproject.toml).
 lock:

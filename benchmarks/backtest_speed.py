@@ -726,8 +726,27 @@ def _compile_section(figures: dict[str, Any]) -> list[str]:
     ]
 
 
+def write_section(readme: Path, name: str, text: str) -> None:
+    """Replace the README's section `name` (between its markers) with `text`; keep the rest.
+
+    Each benchmark owns one section, `<!-- name:begin -->` to `<!-- name:end -->`; a README
+    without it gets it appended, and the file is replaced atomically.
+    """
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{text.strip()}\n{end}"
+    current = readme.read_text() if readme.exists() else ""
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        updated = head + block + rest.split(end, 1)[1]
+    else:
+        updated = (current.rstrip() + "\n\n" if current.strip() else "") + block + "\n"
+    temporary = readme.with_suffix(".md.tmp")
+    temporary.write_text(updated)
+    temporary.replace(readme)
+
+
 def main() -> None:
-    """Parse arguments, measure, print the report, rewrite README.md (full runs only)."""
+    """Parse arguments, measure, print the report, rewrite its README.md section (full runs)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smaller sizes; keeps README.md")
     parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
@@ -742,8 +761,8 @@ def main() -> None:
     text = render(figures, arguments.quick)
     print(text)
     if not arguments.quick:
-        README.write_text(text)
-        print(f"wrote {README}")
+        write_section(README, "backtest_speed", text)
+        print(f"wrote the backtest_speed section of {README}")
     failed = [name for name, (_, passed) in verdicts(figures).items() if not passed]
     if failed:
         print(f"FAILED targets: {', '.join(failed)}")

@@ -1,4 +1,4 @@
-"""The `quant-assets` command: instruments, data and the end-to-end demo."""
+"""The `quant-assets` command: instruments, data, the demo, the archive and the human gate."""
 
 import argparse
 import json
@@ -11,6 +11,13 @@ import dagster as dg
 import polars as pl
 from tqdm import tqdm
 
+from quant_assets.defs.archive_actions import (
+    apply_decision,
+    freeze,
+    record_actor,
+    record_event,
+    resolve_record,
+)
 from quant_assets.defs.launch import (
     materialize_bars_range,
     materialize_data_versions,
@@ -21,7 +28,11 @@ from quant_assets.defs.partitions import SPEC_PARTITIONS_NAME
 from quant_assets.defs.resources import WarehouseResource
 from quant_assets.defs.spec_preflight import preflight_spec
 from quant_assets.domain.errors import QuantAssetsError
+from quant_assets.domain.governance import RecordState
 from quant_assets.domain.market import AssetClass, InstrumentConfig, InstrumentKey, SourceKind
+from quant_assets.governance.approval import Decision
+from quant_assets.governance.preferences import preferences_hash
+from quant_assets.governance.report_text import record_document, record_row, record_text
 from quant_assets.market.manifest import manifest_digest, manifest_summary
 from quant_assets.market.months import month_key_of
 from quant_assets.market.sources.sample import SampleSource
@@ -92,7 +103,48 @@ def _parser() -> argparse.ArgumentParser:
     data_list = data_verbs.add_parser("list", help="instruments, months, rows, first/last ts")
     data_list.add_argument("--json", action="store_true", help="print JSON")
     data_list.set_defaults(handler=_data_list)
+    _add_governance_commands(commands)
     return parser
+
+
+def _add_governance_commands(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+) -> None:
+    decisions = {
+        Decision.APPROVE: "approve a frozen record into production",
+        Decision.REJECT: "reject a frozen record (it becomes deprecated)",
+        Decision.DEPRECATE: "take a production record out of production",
+    }
+    for decision, summary in decisions.items():
+        verb = commands.add_parser(decision.value, help=summary)
+        verb.add_argument("target", metavar="SPEC_OR_RECORD", help="record id, or spec id")
+        verb.add_argument(
+            "--by",
+            "--approver",
+            dest="approver",
+            required=True,
+            metavar="NAME",
+            help="the deciding person's name (recorded in the trail)",
+        )
+        verb.add_argument("--reason", required=True, metavar="TEXT", help="why, for the trail")
+        verb.set_defaults(handler=_decide, decision=decision.value)
+
+    archive = commands.add_parser("archive", help="archive records: list, show, freeze")
+    verbs = archive.add_subparsers(required=True, metavar="VERB")
+    listing = verbs.add_parser("list", help="every record's latest state, oldest first")
+    listing.add_argument("--state", choices=[s.value for s in RecordState], help="only this state")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_archive_list)
+    show = verbs.add_parser("show", help="lineage, metrics, holdout, audits and transitions")
+    show.add_argument("target", metavar="ID", help="record id, or spec id (its latest record)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=_archive_show)
+    freezing = verbs.add_parser(
+        "freeze", help="freeze a candidate and evaluate its goal's sealed holdout, once"
+    )
+    freezing.add_argument("target", metavar="RECORD", help="record id, or spec id")
+    freezing.add_argument("--reason", required=True, metavar="TEXT", help="why research froze it")
+    freezing.set_defaults(handler=_archive_freeze)
 
 
 def _resource(args: argparse.Namespace) -> WarehouseResource:
@@ -259,6 +311,71 @@ def _data_list(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_dicts(), default=str, indent=2))
     else:
         _print_table(summary)
+    return 0
+
+
+def _decide(args: argparse.Namespace) -> int:
+    resource = _resource(args)
+    instance = _instance(args)
+    record = apply_decision(resource, args.target, args.decision, args.approver, args.reason)
+    archive = resource.archive()
+    actor = record_actor(archive, record)
+    # The same event approval_job logs: the asset's history shows decisions from both doors.
+    instance.report_runless_asset_event(
+        record_event(record, archive, f"{args.decision} by {actor} (quant-assets)")
+    )
+    print(f"record {record.record_id} (spec {record.spec_id}) is now {record.state}")
+    print(f"  {args.decision} by {actor}: {args.reason.strip()}")
+    return 0
+
+
+def _archive_list(args: argparse.Namespace) -> int:
+    state = RecordState(args.state) if args.state else None
+    rows = [record_row(record) for record in _resource(args).archive().list(state)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("(no archived records; materialize archive_records for a spec)")
+    else:
+        cells = [{k: "-" if v is None else v for k, v in row.items()} for row in rows]
+        _print_table(pl.DataFrame(cells))
+    return 0
+
+
+def _archive_show(args: argparse.Namespace) -> int:
+    resource = _resource(args)
+    archive = resource.archive()
+    record = resolve_record(archive, args.target)
+    transitions = archive.transitions(record.record_id)
+    names = {spec_id: name for spec_id, name, _, _ in list_specs(resource.warehouse())}
+    current = preferences_hash(resource.preferences())
+    if args.json:
+        document = record_document(
+            record, transitions, current_preferences_hash=current, spec_names=names
+        )
+        print(json.dumps(document, indent=2))
+    else:
+        print(record_text(record, transitions, current_preferences_hash=current, spec_names=names))
+    return 0
+
+
+def _archive_freeze(args: argparse.Namespace) -> int:
+    resource = _resource(args)
+    instance = _instance(args)
+    record = freeze(resource, args.target, args.reason)
+    archive = resource.archive()
+    instance.report_runless_asset_event(
+        record_event(record, archive, "frozen by system; holdout evaluated once")
+    )
+    print(f"record {record.record_id} (spec {record.spec_id}) is now {record.state}")
+    oos = record.metrics.oos
+    if record.holdout is not None:
+        held = record.holdout.report
+        print(
+            f"  holdout from {record.holdout.start.isoformat()}: Sharpe {held.sharpe:.2f}, max "
+            f"drawdown {held.max_drawdown:.2%}, {held.trades} trades (OOS Sharpe "
+            f"{oos.sharpe:.2f}, max drawdown {oos.max_drawdown:.2%})"
+        )
     return 0
 
 

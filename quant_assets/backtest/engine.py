@@ -15,7 +15,7 @@ import polars as pl
 
 from quant_assets.backtest import kernel
 from quant_assets.backtest.metrics import compute_report
-from quant_assets.domain.arrays import FloatArray, Int8Array
+from quant_assets.domain.arrays import FloatArray, Int8Array, Int64Array
 from quant_assets.domain.backtest import (
     BacktestConfig,
     EntryCode,
@@ -62,6 +62,7 @@ _STOPS_FROM: Final = {
     StopsFrom.NEXT_BAR: kernel.STOPS_FROM_NEXT_BAR,
 }
 _NO_VALUES: Final = np.empty(0, dtype=np.float64)
+_TRADE_FLOATS: Final = ("qty", "entry_price", "exit_price", "pnl", "fees", "return_rate")
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def run_backtest(
     Raises:
         BacktestInputError: if bars or arrays break the contract above.
     """
-    columns = _bar_columns(bars)
+    ts_us, columns = _bar_columns(bars)
     n_bars = bars.height
     entry_signals = _entries_array(entries, n_bars)
     exit_signals = _exits_array(exits, n_bars)
@@ -169,9 +170,9 @@ def run_backtest(
         trades,
     )
     equity_frame = pl.DataFrame(
-        {"ts": bars["ts"], "equity": equity, "exposure": exposure}, schema=EQUITY_SCHEMA
+        [bars["ts"], pl.Series("equity", equity), pl.Series("exposure", exposure)]
     )
-    trades_frame = trades_frame_of(trades[:n_trades], bars["ts"])
+    trades_frame = _trades_frame(trades[:n_trades], ts_us)
     report = compute_report(
         equity_frame,
         trades_frame,
@@ -186,20 +187,30 @@ def run_backtest(
 
 def trades_frame_of(records: kernel.TradeArray, ts: pl.Series) -> pl.DataFrame:
     """Return the trades frame (TRADES_SCHEMA) of kernel trade records on bars stamped `ts`."""
+    return _trades_frame(records, _micros(ts.cast(TS_DTYPE)))
+
+
+def _trades_frame(records: kernel.TradeArray, ts_us: Int64Array) -> pl.DataFrame:
+    # Column by column with the final dtypes: cheaper than a dict cast to TRADES_SCHEMA.
     entry_bar = np.ascontiguousarray(records["entry_bar"])
     exit_bar = np.ascontiguousarray(records["exit_bar"])
-    data = {
-        "entry_ts": ts.gather(entry_bar),
-        "exit_ts": ts.gather(exit_bar),
-        "entry_bar": entry_bar,
-        "exit_bar": exit_bar,
-        "bars_held": records["bars_held"],
-        "side": _SIDES.gather(records["side"].astype(np.int64) + 1),
-        **{name: records[name] for name in ("qty", "entry_price", "exit_price", "pnl", "fees")},
-        "return_rate": records["return_rate"],
-        "exit_reason": _EXIT_REASONS.gather(records["exit_code"].astype(np.int64)),
-    }
-    return pl.DataFrame(data, schema=TRADES_SCHEMA)
+    columns = [
+        pl.Series("entry_ts", ts_us[entry_bar]).cast(TS_DTYPE),
+        pl.Series("exit_ts", ts_us[exit_bar]).cast(TS_DTYPE),
+        pl.Series("entry_bar", entry_bar),
+        pl.Series("exit_bar", exit_bar),
+        pl.Series("bars_held", np.ascontiguousarray(records["bars_held"])),
+        _SIDES.gather(records["side"].astype(np.int64) + 1).alias("side"),
+        *(pl.Series(name, np.ascontiguousarray(records[name])) for name in _TRADE_FLOATS),
+        _EXIT_REASONS.gather(records["exit_code"].astype(np.int64)).alias("exit_reason"),
+    ]
+    return pl.DataFrame(columns)
+
+
+def _micros(ts: pl.Series) -> Int64Array:
+    # Microseconds since the epoch of a Datetime("us") series; a zero-copy view when it has
+    # one chunk (to_physical() would copy).
+    return ts.to_numpy().view(np.int64)
 
 
 def infer_periods_per_year(ts: pl.Series) -> float:
@@ -222,7 +233,10 @@ def infer_periods_per_year(ts: pl.Series) -> float:
     return 365.0 * _SECONDS_PER_DAY / spacing_seconds
 
 
-def _bar_columns(bars: pl.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+def _bar_columns(
+    bars: pl.DataFrame,
+) -> tuple[Int64Array, tuple[FloatArray, FloatArray, FloatArray, FloatArray]]:
+    # Validate the bars; return ts in microseconds and the price columns, as kernel views.
     missing = [name for name in ("ts", *PRICE_COLUMNS) if name not in bars.columns]
     if missing:
         raise BacktestInputError(
@@ -240,24 +254,23 @@ def _bar_columns(bars: pl.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray
         raise BacktestInputError(
             f"bars column 'ts' has {bars['ts'].null_count()} null(s); drop bars without a time"
         )
-    ts = bars["ts"].to_physical().to_numpy()
-    unsorted = kernel.first_unsorted_nb(_kernel_view(ts, np.int64))
+    ts = _kernel_view(_micros(bars["ts"]), np.int64)
+    open_, high, low, close = (
+        _kernel_view(bars[name].cast(pl.Float64).to_numpy(), np.float64) for name in PRICE_COLUMNS
+    )
+    unsorted, bad = kernel.first_invalid_bars_nb(ts, open_, high, low, close)
     if unsorted >= 0:
         raise BacktestInputError(
             f"bars column 'ts' is not strictly increasing at row {unsorted} "
             f"({bars['ts'][unsorted]}); sort by ts and drop duplicate bars first"
         )
-    open_, high, low, close = (
-        _kernel_view(bars[name].cast(pl.Float64).to_numpy(), np.float64) for name in PRICE_COLUMNS
-    )
-    bad = kernel.first_invalid_price_nb(open_, high, low, close)
     if bad >= 0:
         prices = {name: bars[name][bad] for name in PRICE_COLUMNS}
         raise BacktestInputError(
             f"bar {bad} at {bars['ts'][bad]} has prices {prices}; every open/high/low/close must "
             "be finite and > 0 (NaN or null prices cannot trade): repair or drop that bar"
         )
-    return open_, high, low, close
+    return ts, (open_, high, low, close)
 
 
 def _entries_array(entries: npt.ArrayLike, n_bars: int) -> Int8Array:

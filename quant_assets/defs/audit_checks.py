@@ -1,4 +1,12 @@
-"""Audits of walk-forward results as asset checks (blocking unless a warning by nature)."""
+"""Audits of walk-forward results as asset checks (blocking unless a warning by nature).
+
+Each check and the archive (`defs/governance.py`, which stamps the verdicts on the record)
+call the same `audit_*_of` functions on the stored run, so a record carries exactly the
+verdicts its checks showed.
+"""
+
+from collections.abc import Callable
+from typing import Final
 
 import dagster as dg
 import polars as pl
@@ -22,15 +30,98 @@ from quant_assets.governance.audits import (
 from quant_assets.storage.research import load_spec
 from quant_assets.storage.walkforward import latest_run
 
+Audit = Callable[[WarehouseResource, StrategySpec, WalkForwardRun], AuditOutcome]
 
-def _spec_and_run(
-    warehouse: WarehouseResource, spec_id: str
-) -> tuple[StrategySpec, WalkForwardRun]:
+
+def spec_and_run(warehouse: WarehouseResource, spec_id: str) -> tuple[StrategySpec, WalkForwardRun]:
+    """Return a spec and its latest stored walk-forward run.
+
+    Raises:
+        dagster.Failure: if the spec has no stored run yet.
+    """
     store = warehouse.warehouse()
     run = latest_run(store, spec_id)
     if run is None:
         raise dg.Failure(f"no walk-forward run stored for spec {spec_id}; materialize it first")
     return load_spec(store, spec_id), run
+
+
+def audit_look_ahead_of(
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+) -> AuditOutcome:
+    """Return the look-ahead verdict on the spec's research bars (before its sealed holdout)."""
+    reader = warehouse.bars_reader(spec)
+    bars = {key: reader.read_research_bars(key, spec.data.start) for key in spec.data.instruments}
+    # The last window's parameters are the ones a frozen strategy would trade.
+    return audit_look_ahead(spec, bars, run.windows[-1].best_params)
+
+
+def audit_overfitting_gap_of(
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+) -> AuditOutcome:
+    """Return the IS/OOS Sharpe gap and deflated Sharpe verdict of the run."""
+    return audit_overfitting_gap(
+        run.is_report, run.oos_report, run.deflated_sharpe, warehouse.preferences()
+    )
+
+
+def audit_min_trades_of(
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+) -> AuditOutcome:
+    """Return the minimum OOS trades verdict of the run."""
+    return audit_min_trades(run.oos_report, warehouse.preferences())
+
+
+def audit_drawdown_limit_of(
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+) -> AuditOutcome:
+    """Return the OOS drawdown verdict of the run against the preferences."""
+    return audit_drawdown_limit(run.oos_report, warehouse.preferences())
+
+
+def audit_concentration_of(
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+) -> AuditOutcome:
+    """Return the position-size verdict of the run's OOS entries."""
+    sleeve_cash = DEFAULT_INITIAL_CASH / len(spec.data.instruments)
+    # Each window trades from flat with fresh cash, so the fraction is measured per window.
+    largest = max(
+        largest_entry_fraction(
+            pl.DataFrame([t.model_dump() for t in window.oos_trades]),
+            sleeve_cash=sleeve_cash,
+            commission_rate=spec.cost.commission_rate,
+        )
+        if window.oos_trades
+        else 0.0
+        for window in run.windows
+    )
+    return audit_concentration(largest, warehouse.preferences())
+
+
+def audit_survivorship_of(
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+) -> AuditOutcome:
+    """Return the survivorship warning of the spec's instruments."""
+    classes = {c.key: c.asset_class.value for c in warehouse.warehouse().instruments()}
+    return audit_survivorship(spec, classes)
+
+
+AUDITS: Final[tuple[Audit, ...]] = (
+    audit_look_ahead_of,
+    audit_overfitting_gap_of,
+    audit_min_trades_of,
+    audit_drawdown_limit_of,
+    audit_concentration_of,
+    audit_survivorship_of,
+)
+"""The six audits, in the order the archive stamps them."""
+
+
+def run_audits(
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+) -> list[AuditOutcome]:
+    """Return the verdicts of all six audits on a stored run (what its asset checks report)."""
+    return [audit(warehouse, spec, run) for audit in AUDITS]
 
 
 def _result(outcome: AuditOutcome) -> dg.AssetCheckResult:
@@ -45,20 +136,17 @@ def _result(outcome: AuditOutcome) -> dg.AssetCheckResult:
     )
 
 
+def _check(warehouse: WarehouseResource, spec_id: str, audit: Audit) -> dg.AssetCheckResult:
+    spec, run = spec_and_run(warehouse, spec_id)
+    return _result(audit(warehouse, spec, run))
+
+
 @dg.asset_check(asset=walkforward_results, blocking=True, partitions_def=spec_partitions)
 def look_ahead(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """Signals recomputed on bars truncated at sampled points equal those on the full bars."""
-    spec, run = _spec_and_run(warehouse, context.partition_key)
-    lake = warehouse.lake()
-    start, end = spec.data.start, spec.data.end
-    bars = {
-        key: lake.read_bars(key).filter(pl.col("ts").is_between(start, end, closed="left"))
-        for key in spec.data.instruments
-    }
-    # The last window's parameters are the ones a frozen strategy would trade.
-    return _result(audit_look_ahead(spec, bars, run.windows[-1].best_params))
+    return _check(warehouse, context.partition_key, audit_look_ahead_of)
 
 
 @dg.asset_check(asset=walkforward_results, blocking=True, partitions_def=spec_partitions)
@@ -66,12 +154,7 @@ def overfitting_gap(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """The in-sample to out-of-sample Sharpe gap and the deflated Sharpe are within limits."""
-    _, run = _spec_and_run(warehouse, context.partition_key)
-    return _result(
-        audit_overfitting_gap(
-            run.is_report, run.oos_report, run.deflated_sharpe, warehouse.preferences()
-        )
-    )
+    return _check(warehouse, context.partition_key, audit_overfitting_gap_of)
 
 
 @dg.asset_check(asset=walkforward_results, blocking=True, partitions_def=spec_partitions)
@@ -79,8 +162,7 @@ def min_trades(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """Enough out-of-sample trades for the statistics to mean something."""
-    _, run = _spec_and_run(warehouse, context.partition_key)
-    return _result(audit_min_trades(run.oos_report, warehouse.preferences()))
+    return _check(warehouse, context.partition_key, audit_min_trades_of)
 
 
 @dg.asset_check(asset=walkforward_results, blocking=True, partitions_def=spec_partitions)
@@ -88,8 +170,7 @@ def drawdown_limit(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """The out-of-sample max drawdown is no worse than the preferences allow."""
-    _, run = _spec_and_run(warehouse, context.partition_key)
-    return _result(audit_drawdown_limit(run.oos_report, warehouse.preferences()))
+    return _check(warehouse, context.partition_key, audit_drawdown_limit_of)
 
 
 @dg.asset_check(asset=walkforward_results, blocking=True, partitions_def=spec_partitions)
@@ -97,20 +178,7 @@ def concentration(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """No entry commits more of a sleeve's equity than the position cap."""
-    spec, run = _spec_and_run(warehouse, context.partition_key)
-    sleeve_cash = DEFAULT_INITIAL_CASH / len(spec.data.instruments)
-    # Each window trades from flat with fresh cash, so the fraction is measured per window.
-    largest = max(
-        largest_entry_fraction(
-            pl.DataFrame([t.model_dump() for t in window.oos_trades]),
-            sleeve_cash=sleeve_cash,
-            commission_rate=spec.cost.commission_rate,
-        )
-        if window.oos_trades
-        else 0.0
-        for window in run.windows
-    )
-    return _result(audit_concentration(largest, warehouse.preferences()))
+    return _check(warehouse, context.partition_key, audit_concentration_of)
 
 
 @dg.asset_check(asset=walkforward_results, partitions_def=spec_partitions)
@@ -118,6 +186,4 @@ def survivorship(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """A warning when the spec trades equities picked from today's index members."""
-    spec, _ = _spec_and_run(warehouse, context.partition_key)
-    classes = {c.key: c.asset_class.value for c in warehouse.warehouse().instruments()}
-    return _result(audit_survivorship(spec, classes))
+    return _check(warehouse, context.partition_key, audit_survivorship_of)

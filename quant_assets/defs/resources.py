@@ -1,17 +1,26 @@
 """Resources: configuration only; they build the core objects assets use."""
 
 from pathlib import Path
+from typing import Final
 
 import dagster as dg
 
 from quant_assets.domain.errors import UnknownInstrumentError
+from quant_assets.domain.governance import ArchiveThresholds, HoldoutGuard, HoldoutPolicy
 from quant_assets.domain.market import InstrumentConfig
+from quant_assets.domain.strategy import StrategySpec
+from quant_assets.governance import holdout
 from quant_assets.governance.preferences import Preferences, load_preferences
 from quant_assets.market.instruments import load_instrument_file
 from quant_assets.market.sources.base import MarketSource
 from quant_assets.market.sources.factory import SourceSettings, build_source
+from quant_assets.storage.archive import ArchiveStore
+from quant_assets.storage.bars_reader import BarsReader
 from quant_assets.storage.lake import Lake
 from quant_assets.storage.warehouse import Warehouse
+
+DEFAULT_GOAL: Final = "default"
+"""The research goal every spec runs under until goals arrive (the research-loop issue)."""
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -19,6 +28,12 @@ class WarehouseResource(dg.ConfigurableResource):
 
     Relative paths resolve against `project_dir` (the working directory by default, which is
     the project root for `make demo`, `make dev` and the dagster CLI).
+
+    Until research goals arrive (the research-loop issue), every spec runs under the goal
+    `DEFAULT_GOAL`, whose archive thresholds are `archive_min_oos_sharpe` and
+    `archive_max_drawdown` (the shipped goal's figures) and whose sealed holdout is
+    `HoldoutPolicy()` (the last 15%) of each spec's own data slice. The research loop replaces
+    `research_goal`, `archive_thresholds` and `holdout_policy` with the goal's values.
     """
 
     project_dir: str = "."
@@ -29,6 +44,8 @@ class WarehouseResource(dg.ConfigurableResource):
     preferences_file: str = "preferences.yaml"
     ccxt_api_base_url: str = ""
     walkforward_workers: int = 2
+    archive_min_oos_sharpe: float = 1.2
+    archive_max_drawdown: float = -0.15
 
     def _path(self, value: str) -> Path:
         path = Path(value)
@@ -41,6 +58,34 @@ class WarehouseResource(dg.ConfigurableResource):
     def warehouse(self) -> Warehouse:
         """Return the DuckDB warehouse."""
         return Warehouse(self._path(self.warehouse_path), self.lake())
+
+    def archive(self) -> ArchiveStore:
+        """Return the append-only archive of records and transitions (in the warehouse)."""
+        return ArchiveStore(self.warehouse())
+
+    def research_goal(self) -> str:
+        """Return the goal research runs under (`DEFAULT_GOAL` until goals arrive)."""
+        return DEFAULT_GOAL
+
+    def archive_thresholds(self) -> ArchiveThresholds:
+        """Return the goal's bar for a candidate (the resource's fields until goals arrive)."""
+        return ArchiveThresholds(
+            min_oos_sharpe=self.archive_min_oos_sharpe, max_drawdown=self.archive_max_drawdown
+        )
+
+    def holdout_policy(self) -> HoldoutPolicy:
+        """Return how the goal seals its holdout (the last 15% until goals arrive)."""
+        return HoldoutPolicy()
+
+    def holdout_guard(self, spec: StrategySpec) -> HoldoutGuard:
+        """Return the seal on a spec's data slice under the goal's holdout policy."""
+        return holdout.holdout_guard(
+            self.research_goal(), spec.data.start, spec.data.end, self.holdout_policy()
+        )
+
+    def bars_reader(self, spec: StrategySpec) -> BarsReader:
+        """Return the reader research uses for a spec: bars before its holdout start only."""
+        return BarsReader(self.lake(), self.archive(), self.holdout_guard(spec))
 
     def preferences(self) -> Preferences:
         """Return the human risk limits (read-only; only a person edits the file)."""

@@ -28,7 +28,7 @@ def walkforward_results(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Out-of-sample walk-forward evaluation of one strategy spec (Optuna per train window)."""
-    store, lake = warehouse.warehouse(), warehouse.lake()
+    store = warehouse.warehouse()
     spec_id = context.partition_key
     status = {row[0]: row[3] for row in list_specs(store)}.get(spec_id)
     if status != SPEC_VALIDATED:
@@ -37,7 +37,10 @@ def walkforward_results(
             f"strategy_specs for partition {spec_id} first"
         )
     spec = load_spec(store, spec_id)
-    bars = {key: lake.read_bars(key) for key in spec.data.instruments}
+    # Research reads stop at the spec's sealed holdout (DESIGN.md, Governance): the holdout is
+    # read once, when a record is frozen, never by the search.
+    reader = warehouse.bars_reader(spec)
+    bars = {key: reader.read_research_bars(key, spec.data.start) for key in spec.data.instruments}
     versions = {key: manifest_digest(store.partition_versions(key)) for key in bars}
     cache = WarehouseWindowCache(store, spec_id)
     outcome = run_walkforward(
@@ -57,7 +60,10 @@ def walkforward_results(
     )
     return dg.MaterializeResult(
         data_version=dg.DataVersion(run.run_id),
-        metadata=walkforward_metadata(run, outcome.backtests_executed),
+        metadata={
+            **walkforward_metadata(run, outcome.backtests_executed),
+            "holdout_sealed_from": dg.MetadataValue.text(reader.guard.start.isoformat()),
+        },
     )
 
 

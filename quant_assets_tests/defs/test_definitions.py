@@ -53,6 +53,7 @@ def test_definitions_validate_and_match_intended_graph() -> None:
     # Assert
     dg.Definitions.validate_loadable(definitions)
     assert {k: a.group_name for k, a in assets.items()} == {
+        "archive_records": "governance",
         "bars": "market",
         "data_versions": "market",
         "feature_slices": "research",
@@ -60,6 +61,7 @@ def test_definitions_validate_and_match_intended_graph() -> None:
         "walkforward_results": "research",
     }
     assert {k: _partitioning(a.partitions_def) for k, a in assets.items()} == {
+        "archive_records": "spec",
         "bars": "instrument x month",
         "data_versions": "none",
         "feature_slices": "instrument",
@@ -67,6 +69,9 @@ def test_definitions_validate_and_match_intended_graph() -> None:
         "walkforward_results": "spec",
     }
     assert graph.get(dg.AssetKey("strategy_specs")).parent_keys == {dg.AssetKey("data_versions")}
+    assert graph.get(dg.AssetKey("archive_records")).parent_keys == {
+        dg.AssetKey("walkforward_results")
+    }
     assert sorted(k.name for k in graph.asset_check_keys) == [
         "concentration",
         "drawdown_limit",
@@ -77,7 +82,11 @@ def test_definitions_validate_and_match_intended_graph() -> None:
         "overfitting_gap",
         "survivorship",
     ]
-    assert {j.name for j in definitions.resolve_all_job_defs()} >= {"bars_job", "data_versions_job"}
+    assert {j.name for j in definitions.resolve_all_job_defs()} >= {
+        "approval_job",
+        "bars_job",
+        "data_versions_job",
+    }
     assert definitions.resolve_schedule_def("market_refresh_schedule").cron_schedule == "5 * * * *"
 
 
@@ -100,3 +109,16 @@ def test_bars_asset_is_single_run_backfill_in_warehouse_pool() -> None:
     # Assert
     assert bars.backfill_policy == dg.BackfillPolicy.single_run()
     assert bars.assets_def.op.pool == "warehouse"
+
+
+def test_archive_records_and_approval_op_use_the_warehouse_pool() -> None:
+    # Arrange
+    definitions = defs()
+
+    # Act
+    archive = definitions.resolve_asset_graph().get(dg.AssetKey("archive_records"))
+    approval = definitions.resolve_job_def("approval_job")
+
+    # Assert
+    assert archive.assets_def.op.pool == "warehouse"
+    assert [node.definition.pools for node in approval.nodes] == [{"warehouse"}]

@@ -12,6 +12,7 @@ import polars as pl
 from quant_assets.domain.strategy import ModuleRole, ParamValue
 from quant_assets.features import moving_averages, oscillators, trend
 from quant_assets.strategy.baselines.signals import crossed_above, crossed_below, sides
+from quant_assets.strategy.indicator_arrays import ema_array
 from quant_assets.strategy.modules import (
     Baseline,
     BaselineSignals,
@@ -51,13 +52,9 @@ class EmaCrossBaseline(Baseline):
 
     def signals(self, bars: pl.DataFrame) -> BaselineSignals:
         """Return +1 / -1 on the bars where the fast EMA crosses above / below the slow one."""
-        fast, slow = feature_arrays(
-            bars,
-            [
-                moving_averages.ema(span_bars=self.int_param("fast_span_bars")).alias("fast"),
-                moving_averages.ema(span_bars=self.int_param("slow_span_bars")).alias("slow"),
-            ],
-        )
+        # `moving_averages.ema`'s values without a polars call per span (a search tries many).
+        fast = ema_array(bars, span_bars=self.int_param("fast_span_bars"))
+        slow = ema_array(bars, span_bars=self.int_param("slow_span_bars"))
         return BaselineSignals(sides(crossed_above(fast, slow), crossed_below(fast, slow)))
 
 

@@ -6,9 +6,16 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
-from quant_assets.domain.arrays import BoolArray, Int8Array
+from quant_assets.domain.arrays import BoolArray, FloatArray, Int8Array
 from quant_assets.domain.strategy import ModuleRole, ParamValue
-from quant_assets.strategy.modules import Filter, ParamDef, bar_timeframe, choice_def, int_def
+from quant_assets.strategy.modules import (
+    Filter,
+    ParamDef,
+    bar_timeframe,
+    choice_def,
+    computed_array,
+    int_def,
+)
 
 
 class TimeOfDayFilter(Filter):
@@ -36,14 +43,19 @@ class TimeOfDayFilter(Filter):
 
     def passes(self, bars: pl.DataFrame, entries: Int8Array) -> BoolArray:
         """Return whether each bar's close hour lies in the window."""
-        bar = bar_timeframe(bars)
-        # Without a known bar length (a lone bar of an unknown instrument) its open is used.
-        length = bar.duration if bar is not None else None
-        close_ts = pl.col("ts") + length if length is not None else pl.col("ts")
-        hours = bars.select(close_ts.dt.hour().cast(pl.Int64)).to_series().to_numpy()
+        # The hours depend on the bars only: a search computes them once per frame.
+        hours = computed_array(bars, "close_hour_utc", _close_hours)
         return np.asarray(
             (hours >= self.int_param("start_hour")) & (hours < self.int_param("end_hour"))
         )
+
+
+def _close_hours(bars: pl.DataFrame) -> FloatArray:
+    bar = bar_timeframe(bars)
+    # Without a known bar length (a lone bar of an unknown instrument) its open is used.
+    length = bar.duration if bar is not None else None
+    close_ts = pl.col("ts") + length if length is not None else pl.col("ts")
+    return bars.select(close_ts.dt.hour().cast(pl.Float64)).to_series().to_numpy()
 
 
 class DirectionFilter(Filter):
