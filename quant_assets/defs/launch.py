@@ -1,6 +1,7 @@
 """Launch runs in-process on the real instance (used by the CLI and `make demo`)."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 from dagster_shared.error import SerializableErrorInfo
@@ -12,6 +13,8 @@ from quant_assets.domain.market import InstrumentConfig
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# The CLI shows a progress bar; the run's step events stay in the instance and the UI.
+QUIET_CONSOLE: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ def materialize_bars_range(
     """
     job = defs.resolve_job_def("bars_job")
     result = job.execute_in_process(
+        run_config=QUIET_CONSOLE,
         instance=instance,
         tags={
             RANGE_START_TAG: str(bars_partition_key(instrument, first_month)),
@@ -63,7 +67,8 @@ def materialize_data_versions(instance: dg.DagsterInstance, defs: dg.Definitions
     """Run `data_versions_job` (the manifest) once."""
     job = defs.resolve_job_def("data_versions_job")
     return _outcome(
-        job.execute_in_process(instance=instance, raise_on_error=False), "data_versions"
+        job.execute_in_process(run_config=QUIET_CONSOLE, instance=instance, raise_on_error=False),
+        "data_versions",
     )
 
 
@@ -73,7 +78,10 @@ def materialize_partition(
     """Run a single-asset job for one partition (feature_slices_job, strategy_specs_job)."""
     job = defs.resolve_job_def(job_name)
     result = job.execute_in_process(
-        instance=instance, partition_key=partition_key, raise_on_error=False
+        run_config=QUIET_CONSOLE,
+        instance=instance,
+        partition_key=partition_key,
+        raise_on_error=False,
     )
     asset = job_name.removesuffix("_job")
     return _outcome(result, asset)
