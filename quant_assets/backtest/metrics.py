@@ -16,10 +16,11 @@ import numpy as np
 import polars as pl
 
 from quant_assets.backtest.metrics_kernels import return_statistics, scan_equity
+from quant_assets.backtest.ratios import capped_ratio, clip_ratio, compound_annual_growth
 from quant_assets.domain.arrays import FloatArray
 from quant_assets.domain.errors import BacktestInputError
 from quant_assets.domain.market import AssetClass, Timeframe
-from quant_assets.domain.report import RATIO_CAP, EvalReport
+from quant_assets.domain.report import EvalReport
 
 EULER_MASCHERONI: Final = 0.5772156649015329
 EQUITY_COLUMNS: Final = ("ts", "equity", "exposure")
@@ -266,7 +267,7 @@ def compute_report(
     n_bars = len(curve.values)
     years = n_bars / periods_per_year
     total_return = float(curve.values[-1]) / initial_cash - 1.0
-    cagr = _cagr(total_return, years)
+    cagr = compound_annual_growth(total_return, years)
     root_ppy = math.sqrt(periods_per_year)
     sharpe_per_period, psr, dsr = 0.0, 0.0, 0.0
     if stats.std > 0.0:
@@ -282,9 +283,9 @@ def compute_report(
         total_return=total_return,
         cagr=cagr,
         annualized_volatility=stats.std * root_ppy,
-        sharpe=_clip(sharpe_per_period * root_ppy),
-        sortino=_capped_ratio(stats.mean * root_ppy, stats.downside_deviation),
-        calmar=_capped_ratio(cagr, abs(drawdown.max_drawdown)),
+        sharpe=clip_ratio(sharpe_per_period * root_ppy),
+        sortino=capped_ratio(stats.mean * root_ppy, stats.downside_deviation),
+        calmar=capped_ratio(cagr, abs(drawdown.max_drawdown)),
         max_drawdown=drawdown.max_drawdown,
         max_drawdown_duration_bars=drawdown.duration_bars,
         max_drawdown_duration_seconds=drawdown.duration_seconds,
@@ -313,7 +314,7 @@ def annualized_sharpe(returns: FloatArray, periods_per_year: float) -> float:
     stats = return_statistics(returns)
     if not stats.std > 0.0:
         return 0.0
-    return _clip(stats.mean / stats.std * math.sqrt(periods_per_year))
+    return clip_ratio(stats.mean / stats.std * math.sqrt(periods_per_year))
 
 
 def _check_arguments(
@@ -364,33 +365,12 @@ def _trade_stats(
     turnover = notional / mean_equity / years if mean_equity > 0.0 else 0.0
     return {
         "win_rate": float(np.count_nonzero(pnl > 0.0)) / len(pnl),
-        "profit_factor": _capped_ratio(gross_profit, gross_loss),
+        "profit_factor": capped_ratio(gross_profit, gross_loss),
         "trades": len(pnl),
         "average_trade_return": float(column["return_rate"].mean()),
-        "turnover": _clip(turnover),
+        "turnover": clip_ratio(turnover),
         "fees_paid": float(column["fees"].sum()),
     }
-
-
-def _cagr(total_return: float, years: float) -> float:
-    growth = 1.0 + total_return
-    if growth <= 0.0:
-        return -1.0
-    exponent = math.log(growth) / years
-    # Compounding a short, lucky span overflows floats; clip to the JSON-safe cap instead.
-    if exponent > math.log1p(RATIO_CAP):
-        return RATIO_CAP
-    return math.expm1(exponent)
-
-
-def _capped_ratio(numerator: float, denominator: float) -> float:
-    if denominator == 0.0:
-        return 0.0 if numerator == 0.0 else math.copysign(RATIO_CAP, numerator)
-    return _clip(numerator / denominator)
-
-
-def _clip(value: float) -> float:
-    return max(-RATIO_CAP, min(RATIO_CAP, value))
 
 
 def _require_finite(**values: float) -> None:

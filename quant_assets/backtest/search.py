@@ -17,6 +17,7 @@ import numpy as np
 import optuna
 import polars as pl
 
+from quant_assets.backtest.ratios import capped_ratio, clip_ratio, compound_annual_growth
 from quant_assets.domain.arrays import FloatArray
 from quant_assets.domain.errors import SpecValidationError
 from quant_assets.domain.report import RATIO_CAP
@@ -142,8 +143,9 @@ def objective_value(
     if objective == "total_return":
         return total_return
     if objective == "calmar":
-        return _capped_ratio(
-            _cagr(total_return, equity.shape[0] / periods_per_year), _drawdown(equity, initial_cash)
+        return capped_ratio(
+            compound_annual_growth(total_return, equity.shape[0] / periods_per_year),
+            _drawdown(equity, initial_cash),
         )
     returns = bar_returns(equity, initial_cash)
     mean = float(returns.mean())
@@ -151,11 +153,11 @@ def objective_value(
     if objective == "sortino":
         losses = np.minimum(returns, 0.0)
         downside = math.sqrt(float((losses * losses).sum()) / returns.shape[0])
-        return _capped_ratio(mean * root_ppy, downside)
+        return capped_ratio(mean * root_ppy, downside)
     std = pl.Series(returns).std(ddof=1) if returns.shape[0] > 1 else None
     if not isinstance(std, float) or not std > 0.0:
         return 0.0
-    return _clip(mean / std * root_ppy)
+    return clip_ratio(mean / std * root_ppy)
 
 
 def bar_returns(equity: FloatArray, initial_cash: float) -> FloatArray:
@@ -174,26 +176,6 @@ def _drawdown(equity: FloatArray, initial_cash: float) -> float:
     # |max drawdown|, the running peak starting at the initial cash.
     peak = np.maximum(np.maximum.accumulate(equity), initial_cash)
     return abs(min(float((equity / peak).min()) - 1.0, 0.0))
-
-
-def _cagr(total_return: float, years: float) -> float:
-    growth = 1.0 + total_return
-    if growth <= 0.0:
-        return -1.0
-    exponent = math.log(growth) / years
-    if exponent > math.log1p(RATIO_CAP):
-        return RATIO_CAP
-    return math.expm1(exponent)
-
-
-def _capped_ratio(numerator: float, denominator: float) -> float:
-    if denominator == 0.0:
-        return 0.0 if numerator == 0.0 else math.copysign(RATIO_CAP, numerator)
-    return _clip(numerator / denominator)
-
-
-def _clip(value: float) -> float:
-    return max(-RATIO_CAP, min(RATIO_CAP, value))
 
 
 def _checked_range(path: str, bounds: ParamRange) -> ParamRange:
