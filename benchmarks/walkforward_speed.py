@@ -49,6 +49,7 @@ import polars as pl
 from backtesting import Strategy
 from backtesting.lib import crossover
 from numba import njit
+from readme_sections import write_section
 
 from quant_assets.backtest.search import (
     WORST_SCORE,
@@ -710,24 +711,6 @@ def _method() -> list[str]:
         __doc__.split("\n\n", 2)[2].strip() if __doc__ else "",
         "",
     ]
-
-
-def write_section(readme: Path, name: str, text: str) -> None:
-    """Replace the README's section `name` (between its markers) with `text`; keep the rest.
-
-    A README without the section gets it appended; the file is replaced atomically.
-    """
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    block = f"{begin}\n{text.strip()}\n{end}"
-    current = readme.read_text() if readme.exists() else ""
-    if begin in current and end in current:
-        head, rest = current.split(begin, 1)
-        updated = head + block + rest.split(end, 1)[1]
-    else:
-        updated = (current.rstrip() + "\n\n" if current.strip() else "") + block + "\n"
-    temporary = readme.with_suffix(".md.tmp")
-    temporary.write_text(updated)
-    temporary.replace(readme)
 
 
 def main() -> None:
