@@ -14,16 +14,20 @@ import numpy.typing as npt
 import polars as pl
 
 from quant_assets.backtest import kernel
+from quant_assets.backtest.kernel_inputs import (
+    FILL_MODE_CODES,
+    NO_FLOATS,
+    STOPS_FROM_CODES,
+    rate_or_nan,
+)
 from quant_assets.backtest.metrics import compute_report
 from quant_assets.domain.arrays import FloatArray, Int8Array, Int64Array
 from quant_assets.domain.backtest import (
     BacktestConfig,
     EntryCode,
     ExitCode,
-    FillMode,
     PositionSide,
     StepSummary,
-    StopsFrom,
     Trade,
 )
 from quant_assets.domain.errors import BacktestInputError
@@ -56,12 +60,6 @@ _EXIT_REASONS: Final = pl.Series(["", *(code.reason.value for code in ExitCode)]
 _SIDES: Final = pl.Series(  # indexed by side + 1
     [PositionSide.SHORT.value, "", PositionSide.LONG.value], dtype=pl.String
 )
-_FILL_MODES: Final = {FillMode.NEXT_OPEN: kernel.FILL_NEXT_OPEN, FillMode.CLOSE: kernel.FILL_CLOSE}
-_STOPS_FROM: Final = {
-    StopsFrom.ENTRY_BAR: kernel.STOPS_FROM_ENTRY_BAR,
-    StopsFrom.NEXT_BAR: kernel.STOPS_FROM_NEXT_BAR,
-}
-_NO_VALUES: Final = np.empty(0, dtype=np.float64)
 _TRADE_FLOATS: Final = ("qty", "entry_price", "exit_price", "pnl", "fees", "return_rate")
 
 
@@ -152,15 +150,15 @@ def run_backtest(
         exit_signals,
         *per_bar,
         config.sizing.equity_fraction,
-        _rate(config.exits.stop_loss_rate),
-        _rate(config.exits.take_profit_rate),
-        _rate(config.exits.trailing_stop_rate),
+        rate_or_nan(config.exits.stop_loss_rate),
+        rate_or_nan(config.exits.take_profit_rate),
+        rate_or_nan(config.exits.trailing_stop_rate),
         config.exits.max_bars_in_trade or 0,
         config.allow_reversal,
         config.cost.commission_rate,
         config.cost.slippage_bps,
-        _FILL_MODES[config.cost.fill],
-        _STOPS_FROM[config.exits.stops_from],
+        FILL_MODE_CODES[config.cost.fill],
+        STOPS_FROM_CODES[config.exits.stops_from],
         config.initial_cash,
         config.sizing.whole_units,
         equity,
@@ -337,7 +335,7 @@ def _per_bar_inputs(
 
 def _per_bar(values: npt.ArrayLike | None, name: str, n_bars: int, *, positive: bool) -> FloatArray:
     if values is None:
-        return _kernel_view(_NO_VALUES, np.float64)
+        return _kernel_view(NO_FLOATS, np.float64)
     array = _one_dimensional(values, name, n_bars).astype(np.float64, copy=False)
     given = ~np.isnan(array)
     valid = array > 0.0 if positive else (array >= 0.0) & (array < math.inf)
@@ -367,10 +365,6 @@ def _kernel_view(array: np.ndarray, dtype: type[np.generic]) -> np.ndarray:
     view = contiguous.view()
     view.flags.writeable = False
     return view
-
-
-def _rate(value: float | None) -> float:
-    return math.nan if value is None else value
 
 
 def _step_summary(status: Int8Array) -> StepSummary:

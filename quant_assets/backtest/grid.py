@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Final
 
 import numpy as np
 import polars as pl
@@ -27,22 +26,21 @@ from quant_assets.backtest.engine import (
     infer_periods_per_year,
     trades_frame_of,
 )
+from quant_assets.backtest.kernel_inputs import (
+    FILL_MODE_CODES,
+    NO_FLAGS,
+    NO_FLOATS,
+    SIMULATE,
+    STOPS_FROM_CODES,
+    rate_or_nan,
+)
 from quant_assets.backtest.metrics import annualized_sharpe, compute_report
 from quant_assets.domain.arrays import FloatArray, Int8Array
-from quant_assets.domain.backtest import BacktestConfig, FillMode, StopsFrom
+from quant_assets.domain.backtest import BacktestConfig
 from quant_assets.domain.errors import BacktestInputError, ConfigurationError
 from quant_assets.domain.report import EvalReport
 
 ParamSet = Mapping[str, int | float]
-_NO_FLOATS: Final = np.empty(0, dtype=np.float64)
-_NO_FLAGS: Final = np.empty(0, dtype=np.int8)
-_FILL_MODES: Final = {FillMode.NEXT_OPEN: kernel.FILL_NEXT_OPEN, FillMode.CLOSE: kernel.FILL_CLOSE}
-_STOPS_FROM: Final = {
-    StopsFrom.ENTRY_BAR: kernel.STOPS_FROM_ENTRY_BAR,
-    StopsFrom.NEXT_BAR: kernel.STOPS_FROM_NEXT_BAR,
-}
-# Typed loosely: mypy cannot match a star-unpacked tuple against the dispatcher's signature.
-_SIMULATE: Final[Callable[..., int]] = kernel.simulate_nb
 
 
 @dataclass(frozen=True)
@@ -254,7 +252,7 @@ class _GridRunner:
         entries = _entries(signals.entries, n_bars, params)
         equity, position, exposure, returns, status = self._buffers(n_bars)
         trades = np.empty(np.count_nonzero(entries), dtype=kernel.TRADE_DTYPE)
-        n_trades = _SIMULATE(
+        n_trades = SIMULATE(
             *self.columns,
             entries,
             _exits(signals.exits, n_bars, params),
@@ -400,7 +398,7 @@ def _entries(entries: np.ndarray, n_bars: int, params: ParamSet) -> Int8Array:
 
 def _exits(exits: np.ndarray | None, n_bars: int, params: ParamSet) -> Int8Array:
     if exits is None:
-        return _read_only(_NO_FLAGS, np.int8)
+        return _read_only(NO_FLAGS, np.int8)
     values = _shaped(exits, "exits", n_bars, params)
     if values.dtype not in (np.bool_, np.int8):
         raise BacktestInputError(
@@ -414,7 +412,7 @@ def _floats(
     values: FloatArray | None, name: str, n_bars: int, params: ParamSet, *, positive: bool = True
 ) -> FloatArray:
     if values is None:
-        return _read_only(_NO_FLOATS, np.float64)
+        return _read_only(NO_FLOATS, np.float64)
     array = _shaped(values, name, n_bars, params).astype(np.float64, copy=False)
     valid = array > 0.0 if positive else (array >= 0.0) & (array < math.inf)
     invalid = np.flatnonzero(~np.isnan(array) & ~valid)
@@ -454,19 +452,15 @@ def _kernel_scalars(config: BacktestConfig) -> KernelScalars:
     rules, cost = config.exits, config.cost
     return (
         config.sizing.equity_fraction,
-        _rate(rules.stop_loss_rate),
-        _rate(rules.take_profit_rate),
-        _rate(rules.trailing_stop_rate),
+        rate_or_nan(rules.stop_loss_rate),
+        rate_or_nan(rules.take_profit_rate),
+        rate_or_nan(rules.trailing_stop_rate),
         rules.max_bars_in_trade or 0,
         config.allow_reversal,
         cost.commission_rate,
         cost.slippage_bps,
-        _FILL_MODES[cost.fill],
-        _STOPS_FROM[rules.stops_from],
+        FILL_MODE_CODES[cost.fill],
+        STOPS_FROM_CODES[rules.stops_from],
         config.initial_cash,
         config.sizing.whole_units,
     )
-
-
-def _rate(value: float | None) -> float:
-    return math.nan if value is None else value

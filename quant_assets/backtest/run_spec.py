@@ -137,7 +137,7 @@ def run_spec(
         periods_per_year=annualization_factor(Timeframe.parse(spec.data.timeframe), asset_class),
         n_trials=n_trials,
     )
-    steps = _summed_steps([result.steps for result in sleeves.values()])
+    steps = summed_steps([result.steps for result in sleeves.values()])
     return SpecRunResult(sleeves, equity, trades, report, steps)
 
 
@@ -243,7 +243,8 @@ def _all_trades(sleeves: Mapping[str, BacktestResult]) -> pl.DataFrame:
     return pl.concat(frames).sort("entry_ts", maintain_order=True)
 
 
-def _summed_steps(steps: list[StepSummary]) -> StepSummary:
+def summed_steps(steps: list[StepSummary]) -> StepSummary:
+    """Return the step summaries added up (candidates, fills, rejections by name)."""
     rejections: dict[str, int] = {}
     for summary in steps:
         for name, count in summary.rejections.items():

@@ -13,8 +13,7 @@ kernel on preallocated arrays, the portfolio's equity array, no frames); `run` g
 Both give the same equity to the last bit.
 """
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Final
@@ -24,15 +23,21 @@ import polars as pl
 
 from quant_assets.backtest import kernel
 from quant_assets.backtest.engine import EQUITY_SCHEMA, TRADES_SCHEMA
+from quant_assets.backtest.kernel_inputs import (
+    FILL_MODE_CODES,
+    NO_FLAGS,
+    NO_FLOATS,
+    SIMULATE,
+    STOPS_FROM_CODES,
+    rate_or_nan,
+)
 from quant_assets.backtest.metrics import annualization_factor, compute_report
-from quant_assets.backtest.run_spec import SpecModules, run_composed
+from quant_assets.backtest.run_spec import SpecModules, run_composed, summed_steps
 from quant_assets.domain.arrays import FloatArray, Int64Array
 from quant_assets.domain.backtest import (
     BacktestConfig,
-    FillMode,
     SizingConfig,
     StepSummary,
-    StopsFrom,
 )
 from quant_assets.domain.market import AssetClass, InstrumentKey, Timeframe
 from quant_assets.domain.report import EvalReport
@@ -41,15 +46,6 @@ from quant_assets.strategy.compose import ComposedInputs, compose
 from quant_assets.strategy.modules import Baseline, BaselineSignals
 from quant_assets.strategy.risks.annualization import asset_class_of
 
-_NO_FLOATS: Final = np.empty(0, dtype=np.float64)
-_NO_FLAGS: Final = np.empty(0, dtype=np.int8)
-_FILL_MODES: Final = {FillMode.NEXT_OPEN: kernel.FILL_NEXT_OPEN, FillMode.CLOSE: kernel.FILL_CLOSE}
-_STOPS_FROM: Final = {
-    StopsFrom.ENTRY_BAR: kernel.STOPS_FROM_ENTRY_BAR,
-    StopsFrom.NEXT_BAR: kernel.STOPS_FROM_NEXT_BAR,
-}
-# Typed loosely: mypy cannot match a star-unpacked tuple against the dispatcher's signature.
-_SIMULATE: Final[Callable[..., int]] = kernel.simulate_nb
 PRICE_COLUMNS: Final = ("open", "high", "low", "close")
 TRADES_WITH_INSTRUMENT: Final = pl.Schema({"instrument": pl.String(), **TRADES_SCHEMA})
 
@@ -173,8 +169,8 @@ class SpanRunner:
         plan, config = inputs.plan, self.configs[key]
         rules, cost = plan.rules, config.cost
         trades = np.empty(np.count_nonzero(inputs.entries), dtype=kernel.TRADE_DTYPE)
-        exits = _NO_FLAGS if inputs.exits is None else inputs.exits.view(np.int8)
-        return _SIMULATE(
+        exits = NO_FLAGS if inputs.exits is None else inputs.exits.view(np.int8)
+        return SIMULATE(
             *self._columns[key],
             _read_only(inputs.entries),
             _read_only(exits),
@@ -183,15 +179,15 @@ class SpanRunner:
             _read_only(_or_empty(plan.take_profit_distance)),
             _read_only(_or_empty(plan.trailing_distance)),
             config.sizing.equity_fraction,
-            _rate(rules.stop_loss_rate),
-            _rate(rules.take_profit_rate),
-            _rate(rules.trailing_stop_rate),
+            rate_or_nan(rules.stop_loss_rate),
+            rate_or_nan(rules.take_profit_rate),
+            rate_or_nan(rules.trailing_stop_rate),
             rules.max_bars_in_trade or 0,
             plan.allow_reversal,
             cost.commission_rate,
             cost.slippage_bps,
-            _FILL_MODES[cost.fill],
-            _STOPS_FROM[rules.stops_from],
+            FILL_MODE_CODES[cost.fill],
+            STOPS_FROM_CODES[rules.stops_from],
             config.initial_cash,
             config.sizing.whole_units,
             buffers.equity,
@@ -338,25 +334,8 @@ def _all_trades(trades: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(frames).sort("entry_ts", maintain_order=True)
 
 
-def summed_steps(steps: list[StepSummary]) -> StepSummary:
-    """Return the step summaries added up (candidates, fills, rejections by name)."""
-    rejections: dict[str, int] = {}
-    for summary in steps:
-        for name, count in summary.rejections.items():
-            rejections[name] = rejections.get(name, 0) + count
-    return StepSummary(
-        candidates=sum(summary.candidates for summary in steps),
-        fills=sum(summary.fills for summary in steps),
-        rejections=rejections,
-    )
-
-
 def _or_empty(values: FloatArray | None) -> FloatArray:
-    return _NO_FLOATS if values is None else values
-
-
-def _rate(value: float | None) -> float:
-    return math.nan if value is None else value
+    return NO_FLOATS if values is None else values
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

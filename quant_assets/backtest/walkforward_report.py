@@ -14,7 +14,8 @@ import polars as pl
 
 from quant_assets.backtest.metrics import compute_report
 from quant_assets.backtest.regimes import labels_of, regime_breakdown
-from quant_assets.backtest.span_runner import portfolio_periods_per_year, summed_steps
+from quant_assets.backtest.run_spec import summed_steps
+from quant_assets.backtest.span_runner import portfolio_periods_per_year
 from quant_assets.backtest.stitch import CurvePart, stitch
 from quant_assets.domain.backtest import StepSummary
 from quant_assets.domain.report import EvalReport
