@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import dagster as dg
 
-from quant_assets.defs.resources import WarehouseResource
+from quant_assets.defs.resources import DEFAULT_GOAL, WarehouseResource
 from quant_assets.domain.errors import ArchiveError
 from quant_assets.domain.governance import ArchiveRecord, RecordState
 from quant_assets.governance.approval import decide
@@ -31,6 +31,7 @@ from quant_assets.governance.report_text import (
 from quant_assets.market.manifest import manifest_digest
 from quant_assets.storage.archive import ArchiveStore
 from quant_assets.storage.research import list_specs, load_spec
+from quant_assets.storage.research_loop import goal_spec_ids
 from quant_assets.storage.walkforward import latest_run
 from quant_assets.storage.warehouse import Warehouse
 
@@ -114,8 +115,9 @@ def apply_decision(
 def goal_trials_of(warehouse: WarehouseResource, goal: str) -> int:
     """Return the trials run under a goal: every spec's latest run and every archived run.
 
-    Until goals arrive every spec runs under the one default goal, so every stored spec's
-    latest run counts, as do the runs the goal's archived records pin (each run once).
+    Under `DEFAULT_GOAL` every stored spec's latest run counts; under a research goal, the
+    latest runs of the specs proposed for it. The runs the goal's archived records pin count
+    too (each run once).
     """
     store = warehouse.warehouse()
     trials = {
@@ -123,7 +125,11 @@ def goal_trials_of(warehouse: WarehouseResource, goal: str) -> int:
         for record in warehouse.archive().list()
         if record.goal == goal
     }
-    for spec_id, *_ in list_specs(store):
+    if goal == DEFAULT_GOAL:
+        spec_ids = [row[0] for row in list_specs(store)]
+    else:
+        spec_ids = goal_spec_ids(store, goal)
+    for spec_id in spec_ids:
         run = latest_run(store, spec_id)
         if run is not None:
             trials[run.run_id] = run.trials_total
@@ -144,7 +150,7 @@ def freeze(warehouse: WarehouseResource, target: str, reason: str) -> ArchiveRec
     archive = warehouse.archive()
     record = resolve_record(archive, target)
     spec = load_spec(warehouse.warehouse(), record.spec_id)
-    reader = warehouse.bars_reader(spec)
+    reader = warehouse.bars_reader(spec, record.goal)
     if record.state is RecordState.FROZEN and record.holdout is None:
         # Frozen, but its evaluation failed (holdout bars missing, say): evaluate it now.
         return evaluate_holdout_once(archive, record, spec, reader)

@@ -13,7 +13,7 @@ import polars as pl
 
 from quant_assets.backtest.run_spec import DEFAULT_INITIAL_CASH
 from quant_assets.defs.partitions import spec_partitions
-from quant_assets.defs.resources import WarehouseResource
+from quant_assets.defs.resources import WarehouseResource, run_goal
 from quant_assets.defs.walkforward import walkforward_results
 from quant_assets.domain.strategy import StrategySpec
 from quant_assets.domain.walkforward import WalkForwardRun
@@ -30,7 +30,8 @@ from quant_assets.governance.audits import (
 from quant_assets.storage.research import load_spec
 from quant_assets.storage.walkforward import latest_run
 
-Audit = Callable[[WarehouseResource, StrategySpec, WalkForwardRun], AuditOutcome]
+Audit = Callable[[WarehouseResource, StrategySpec, WalkForwardRun, str], AuditOutcome]
+"""An audit of a stored run: (resource, spec, run, goal name) -> verdict."""
 
 
 def spec_and_run(warehouse: WarehouseResource, spec_id: str) -> tuple[StrategySpec, WalkForwardRun]:
@@ -47,17 +48,17 @@ def spec_and_run(warehouse: WarehouseResource, spec_id: str) -> tuple[StrategySp
 
 
 def audit_look_ahead_of(
-    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun, goal: str
 ) -> AuditOutcome:
     """Return the look-ahead verdict on the spec's research bars (before its sealed holdout)."""
-    reader = warehouse.bars_reader(spec)
+    reader = warehouse.bars_reader(spec, goal)
     bars = {key: reader.read_research_bars(key, spec.data.start) for key in spec.data.instruments}
     # The last window's parameters are the ones a frozen strategy would trade.
     return audit_look_ahead(spec, bars, run.windows[-1].best_params)
 
 
 def audit_overfitting_gap_of(
-    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun, goal: str
 ) -> AuditOutcome:
     """Return the IS/OOS Sharpe gap and deflated Sharpe verdict of the run."""
     return audit_overfitting_gap(
@@ -66,21 +67,21 @@ def audit_overfitting_gap_of(
 
 
 def audit_min_trades_of(
-    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun, goal: str
 ) -> AuditOutcome:
     """Return the minimum OOS trades verdict of the run."""
     return audit_min_trades(run.oos_report, warehouse.preferences())
 
 
 def audit_drawdown_limit_of(
-    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun, goal: str
 ) -> AuditOutcome:
     """Return the OOS drawdown verdict of the run against the preferences."""
     return audit_drawdown_limit(run.oos_report, warehouse.preferences())
 
 
 def audit_concentration_of(
-    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun, goal: str
 ) -> AuditOutcome:
     """Return the position-size verdict of the run's OOS entries."""
     sleeve_cash = DEFAULT_INITIAL_CASH / len(spec.data.instruments)
@@ -99,7 +100,7 @@ def audit_concentration_of(
 
 
 def audit_survivorship_of(
-    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun, goal: str
 ) -> AuditOutcome:
     """Return the survivorship warning of the spec's instruments."""
     classes = {c.key: c.asset_class.value for c in warehouse.warehouse().instruments()}
@@ -118,10 +119,10 @@ AUDITS: Final[tuple[Audit, ...]] = (
 
 
 def run_audits(
-    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun, goal: str
 ) -> list[AuditOutcome]:
     """Return the verdicts of all six audits on a stored run (what its asset checks report)."""
-    return [audit(warehouse, spec, run) for audit in AUDITS]
+    return [audit(warehouse, spec, run, goal) for audit in AUDITS]
 
 
 def _result(outcome: AuditOutcome) -> dg.AssetCheckResult:
@@ -136,9 +137,11 @@ def _result(outcome: AuditOutcome) -> dg.AssetCheckResult:
     )
 
 
-def _check(warehouse: WarehouseResource, spec_id: str, audit: Audit) -> dg.AssetCheckResult:
-    spec, run = spec_and_run(warehouse, spec_id)
-    return _result(audit(warehouse, spec, run))
+def _check(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, audit: Audit
+) -> dg.AssetCheckResult:
+    spec, run = spec_and_run(warehouse, context.partition_key)
+    return _result(audit(warehouse, spec, run, run_goal(context.run.tags)))
 
 
 @dg.asset_check(asset=walkforward_results, blocking=True, partitions_def=spec_partitions)
@@ -146,7 +149,7 @@ def look_ahead(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """Signals recomputed on bars truncated at sampled points equal those on the full bars."""
-    return _check(warehouse, context.partition_key, audit_look_ahead_of)
+    return _check(context, warehouse, audit_look_ahead_of)
 
 
 @dg.asset_check(asset=walkforward_results, blocking=True, partitions_def=spec_partitions)
@@ -154,7 +157,7 @@ def overfitting_gap(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """The in-sample to out-of-sample Sharpe gap and the deflated Sharpe are within limits."""
-    return _check(warehouse, context.partition_key, audit_overfitting_gap_of)
+    return _check(context, warehouse, audit_overfitting_gap_of)
 
 
 @dg.asset_check(asset=walkforward_results, blocking=True, partitions_def=spec_partitions)
@@ -162,7 +165,7 @@ def min_trades(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """Enough out-of-sample trades for the statistics to mean something."""
-    return _check(warehouse, context.partition_key, audit_min_trades_of)
+    return _check(context, warehouse, audit_min_trades_of)
 
 
 @dg.asset_check(asset=walkforward_results, blocking=True, partitions_def=spec_partitions)
@@ -170,7 +173,7 @@ def drawdown_limit(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """The out-of-sample max drawdown is no worse than the preferences allow."""
-    return _check(warehouse, context.partition_key, audit_drawdown_limit_of)
+    return _check(context, warehouse, audit_drawdown_limit_of)
 
 
 @dg.asset_check(asset=walkforward_results, blocking=True, partitions_def=spec_partitions)
@@ -178,7 +181,7 @@ def concentration(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """No entry commits more of a sleeve's equity than the position cap."""
-    return _check(warehouse, context.partition_key, audit_concentration_of)
+    return _check(context, warehouse, audit_concentration_of)
 
 
 @dg.asset_check(asset=walkforward_results, partitions_def=spec_partitions)
@@ -186,4 +189,4 @@ def survivorship(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """A warning when the spec trades equities picked from today's index members."""
-    return _check(warehouse, context.partition_key, audit_survivorship_of)
+    return _check(context, warehouse, audit_survivorship_of)

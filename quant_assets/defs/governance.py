@@ -8,8 +8,8 @@ applies a person's decision through `defs.archive_actions.apply_decision`, the f
 materialization of its `archive_records` partition, so the decision shows in the asset's
 history. A refused decision fails the run with the refusal and changes nothing.
 
-Until research goals arrive, the goal, its thresholds and its holdout policy come from
-`WarehouseResource` (see its docstring).
+A run works for the research goal its `GOAL_TAG` names (`DEFAULT_GOAL` without one); the
+goal's archive bar and holdout apply (`WarehouseResource`).
 """
 
 from typing import Literal
@@ -26,7 +26,7 @@ from quant_assets.defs.archive_actions import (
 )
 from quant_assets.defs.audit_checks import run_audits, spec_and_run
 from quant_assets.defs.partitions import spec_partitions
-from quant_assets.defs.resources import WarehouseResource
+from quant_assets.defs.resources import DEFAULT_GOAL, WarehouseResource, run_goal
 from quant_assets.defs.walkforward import walkforward_results
 from quant_assets.domain.errors import QuantAssetsError, SpecValidationError
 from quant_assets.domain.governance import ArchiveRecord
@@ -49,8 +49,10 @@ def spec_lineage(warehouse: Warehouse, spec: StrategySpec) -> tuple[str, ...]:
     return spec_ancestry(spec.lineage.parent_id, parent_of)
 
 
-def archive_latest_run(warehouse: WarehouseResource, spec_id: str) -> tuple[ArchiveRecord, bool]:
-    """Open the record of a spec's latest walk-forward run; return it and whether it is new.
+def archive_latest_run(
+    warehouse: WarehouseResource, spec_id: str, goal: str = DEFAULT_GOAL
+) -> tuple[ArchiveRecord, bool]:
+    """Open the record of a spec's latest walk-forward run under a goal; return it and if new.
 
     Idempotent: a run already archived under the goal is not archived again; its record (at
     its current state) is returned. The audits are recomputed on the stored run by the
@@ -61,7 +63,7 @@ def archive_latest_run(warehouse: WarehouseResource, spec_id: str) -> tuple[Arch
         ConfigurationError: if the run was computed under other preferences than today's.
     """
     spec, run = spec_and_run(warehouse, spec_id)
-    archive, goal = warehouse.archive(), warehouse.research_goal()
+    archive = warehouse.archive()
     for existing in archive.list():
         if existing.run_id == run.run_id and existing.goal == goal:
             return existing, False
@@ -69,8 +71,8 @@ def archive_latest_run(warehouse: WarehouseResource, spec_id: str) -> tuple[Arch
         run,
         goal=goal,
         parent_spec_ids=spec_lineage(warehouse.warehouse(), spec),
-        audits=run_audits(warehouse, spec, run),
-        thresholds=warehouse.archive_thresholds(),
+        audits=run_audits(warehouse, spec, run, goal),
+        thresholds=warehouse.archive_thresholds(goal),
         preferences_hash=preferences_hash(warehouse.preferences()),
     )
     archive.create(record, creation)
@@ -89,7 +91,8 @@ def archive_records(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """The archive record of a spec's latest walk-forward run: candidate or discarded."""
-    record, opened = archive_latest_run(warehouse, context.partition_key)
+    goal = run_goal(context.run.tags)
+    record, opened = archive_latest_run(warehouse, context.partition_key, goal)
     verb = "archived" if opened else "was already archived as"
     context.log.info(
         f"spec {record.spec_id}: run {record.run_id} {verb} record {record.record_id} "

@@ -1,13 +1,15 @@
 """Resources: configuration only; they build the core objects assets use."""
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 import dagster as dg
 
-from quant_assets.domain.errors import UnknownInstrumentError
+from quant_assets.domain.errors import ConfigurationError, UnknownInstrumentError
 from quant_assets.domain.governance import ArchiveThresholds, HoldoutGuard, HoldoutPolicy
 from quant_assets.domain.market import InstrumentConfig
+from quant_assets.domain.research import ResearchGoal
 from quant_assets.domain.strategy import StrategySpec
 from quant_assets.governance import holdout
 from quant_assets.governance.preferences import Preferences, load_preferences
@@ -17,10 +19,18 @@ from quant_assets.market.sources.factory import SourceSettings, build_source
 from quant_assets.storage.archive import ArchiveStore
 from quant_assets.storage.bars_reader import BarsReader
 from quant_assets.storage.lake import Lake
+from quant_assets.storage.research_loop import registered_goal
 from quant_assets.storage.warehouse import Warehouse
 
 DEFAULT_GOAL: Final = "default"
-"""The research goal every spec runs under until goals arrive (the research-loop issue)."""
+"""The goal of specs run outside a research goal (added by a person with `specs add`)."""
+GOAL_TAG: Final = "quant_assets/goal"
+"""The run tag naming the research goal a run works for (absent: `DEFAULT_GOAL`)."""
+
+
+def run_goal(tags: Mapping[str, str]) -> str:
+    """Return the research goal a run works for: its `GOAL_TAG`, else `DEFAULT_GOAL`."""
+    return tags.get(GOAL_TAG, DEFAULT_GOAL)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -29,11 +39,11 @@ class WarehouseResource(dg.ConfigurableResource):
     Relative paths resolve against `project_dir` (the working directory by default, which is
     the project root for `make demo`, `make dev` and the dagster CLI).
 
-    Until research goals arrive (the research-loop issue), every spec runs under the goal
-    `DEFAULT_GOAL`, whose archive thresholds are `archive_min_oos_sharpe` and
-    `archive_max_drawdown` (the shipped goal's figures) and whose sealed holdout is
-    `HoldoutPolicy()` (the last 15%) of each spec's own data slice. The research loop replaces
-    `research_goal`, `archive_thresholds` and `holdout_policy` with the goal's values.
+    A run works for the research goal its `GOAL_TAG` names (registered in the warehouse by
+    `quant-assets research start`): the goal's archive bar and sealed holdout apply. Specs run
+    outside a goal work for `DEFAULT_GOAL`, whose archive thresholds are
+    `archive_min_oos_sharpe` and `archive_max_drawdown` and whose holdout is `HoldoutPolicy()`
+    (the last 15% of each spec's own data slice).
     """
 
     project_dir: str = "."
@@ -42,6 +52,8 @@ class WarehouseResource(dg.ConfigurableResource):
     sample_dir: str = "data/sample"
     instruments_file: str = "instruments.yaml"
     preferences_file: str = "preferences.yaml"
+    goals_dir: str = "goals"
+    reports_dir: str = "data/reports"
     ccxt_api_base_url: str = ""
     walkforward_workers: int = 2
     archive_min_oos_sharpe: float = 1.2
@@ -63,29 +75,53 @@ class WarehouseResource(dg.ConfigurableResource):
         """Return the append-only archive of records and transitions (in the warehouse)."""
         return ArchiveStore(self.warehouse())
 
-    def research_goal(self) -> str:
-        """Return the goal research runs under (`DEFAULT_GOAL` until goals arrive)."""
-        return DEFAULT_GOAL
+    def goals_path(self) -> Path:
+        """Return the directory of research goal files."""
+        return self._path(self.goals_dir)
 
-    def archive_thresholds(self) -> ArchiveThresholds:
-        """Return the goal's bar for a candidate (the resource's fields until goals arrive)."""
+    def reports_path(self) -> Path:
+        """Return the directory tear sheets are written to."""
+        return self._path(self.reports_dir)
+
+    def research_goal(self, name: str) -> ResearchGoal | None:
+        """Return the registered research goal called `name` (None for `DEFAULT_GOAL`).
+
+        Raises:
+            ConfigurationError: if no goal of that name was registered (started).
+        """
+        if name == DEFAULT_GOAL:
+            return None
+        goal = registered_goal(self.warehouse(), name)
+        if goal is None:
+            raise ConfigurationError(
+                f"research goal '{name}' is not registered; start it with "
+                f"`quant-assets research start {name}`"
+            )
+        return goal
+
+    def archive_thresholds(self, goal: str = DEFAULT_GOAL) -> ArchiveThresholds:
+        """Return a goal's bar for a candidate (the resource's fields for `DEFAULT_GOAL`)."""
+        research_goal = self.research_goal(goal)
+        if research_goal is not None:
+            return research_goal.archive_thresholds()
         return ArchiveThresholds(
             min_oos_sharpe=self.archive_min_oos_sharpe, max_drawdown=self.archive_max_drawdown
         )
 
-    def holdout_policy(self) -> HoldoutPolicy:
-        """Return how the goal seals its holdout (the last 15% until goals arrive)."""
-        return HoldoutPolicy()
+    def holdout_policy(self, goal: str = DEFAULT_GOAL) -> HoldoutPolicy:
+        """Return how a goal seals its holdout (the last 15% for `DEFAULT_GOAL`)."""
+        research_goal = self.research_goal(goal)
+        return research_goal.holdout if research_goal is not None else HoldoutPolicy()
 
-    def holdout_guard(self, spec: StrategySpec) -> HoldoutGuard:
-        """Return the seal on a spec's data slice under the goal's holdout policy."""
+    def holdout_guard(self, spec: StrategySpec, goal: str = DEFAULT_GOAL) -> HoldoutGuard:
+        """Return the seal on a spec's data slice under a goal's holdout policy."""
         return holdout.holdout_guard(
-            self.research_goal(), spec.data.start, spec.data.end, self.holdout_policy()
+            goal, spec.data.start, spec.data.end, self.holdout_policy(goal)
         )
 
-    def bars_reader(self, spec: StrategySpec) -> BarsReader:
+    def bars_reader(self, spec: StrategySpec, goal: str = DEFAULT_GOAL) -> BarsReader:
         """Return the reader research uses for a spec: bars before its holdout start only."""
-        return BarsReader(self.lake(), self.archive(), self.holdout_guard(spec))
+        return BarsReader(self.lake(), self.archive(), self.holdout_guard(spec, goal))
 
     def preferences(self) -> Preferences:
         """Return the human risk limits (read-only; only a person edits the file)."""
