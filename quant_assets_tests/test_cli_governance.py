@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from quant_assets.backtest.run_spec import run_spec
-from quant_assets.cli import main
+from quant_assets.cli.main import main
 from quant_assets.defs.archive_actions import freeze
 from quant_assets.defs.governance import (
     ApprovalConfig,

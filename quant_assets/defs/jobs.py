@@ -1,9 +1,11 @@
-"""Jobs: the market load (bars with their checks) and the manifest refresh."""
+"""Jobs: market loads, the manifest, research steps, and the research loop's two jobs."""
 
 import dagster as dg
 
+from quant_assets.defs.governance import archive_records
 from quant_assets.defs.market import bars, data_versions
 from quant_assets.defs.research import feature_slices, strategy_specs
+from quant_assets.defs.research_loop import research_state
 from quant_assets.defs.walkforward import walkforward_results
 
 bars_job = dg.define_asset_job(
@@ -34,6 +36,20 @@ walkforward_job = dg.define_asset_job(
     description="Walk-forward evaluation of one spec, then its audits (asset checks).",
 )
 
+research_spec_job = dg.define_asset_job(
+    "research_spec_job",
+    selection=dg.AssetSelection.assets(strategy_specs, walkforward_results, archive_records),
+    description="One research spec: register and pre-flight it, walk it forward, audit and "
+    "archive it (launched by research_sensor, one run per proposed spec).",
+    tags={"quant_assets/loop": "research"},
+)
+research_state_job = dg.define_asset_job(
+    "research_state_job",
+    selection=dg.AssetSelection.assets(research_state),
+    description="Start, fold an iteration into, or stop a research goal's state.",
+    tags={"quant_assets/loop": "research"},
+)
+
 
 @dg.definitions
 def jobs() -> dg.Definitions:
@@ -45,5 +61,7 @@ def jobs() -> dg.Definitions:
             feature_slices_job,
             strategy_specs_job,
             walkforward_job,
+            research_spec_job,
+            research_state_job,
         ]
     )

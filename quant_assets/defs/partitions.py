@@ -1,4 +1,4 @@
-"""Partitions: instrument (dynamic) x month for bars."""
+"""Partitions: instrument (dynamic) x month for bars; specs and research goals (dynamic)."""
 
 from typing import Final
 
@@ -31,3 +31,6 @@ def instrument_months(partition_keys: list[str]) -> dict[str, list[str]]:
 
 SPEC_PARTITIONS_NAME: Final = "spec"
 spec_partitions = dg.DynamicPartitionsDefinition(name=SPEC_PARTITIONS_NAME)
+
+GOAL_PARTITIONS_NAME: Final = "goal"
+goal_partitions = dg.DynamicPartitionsDefinition(name=GOAL_PARTITIONS_NAME)

@@ -1,11 +1,14 @@
 """Research assets: feature slices per instrument and validated strategy specs."""
 
 import dagster as dg
+from pydantic import Field, ValidationError
 
 from quant_assets.defs.market import data_versions
 from quant_assets.defs.partitions import instrument_partitions, spec_partitions
-from quant_assets.defs.resources import WarehouseResource
+from quant_assets.defs.resources import WarehouseResource, run_goal
 from quant_assets.defs.spec_preflight import preflight_spec
+from quant_assets.domain.errors import SpecValidationError
+from quant_assets.domain.research import Proposal, Usage
 from quant_assets.domain.strategy import StrategySpec
 from quant_assets.features.base_slice import base_feature_slice, slice_input_digest
 from quant_assets.market.manifest import manifest_digest
@@ -14,7 +17,19 @@ from quant_assets.storage.research import (
     load_spec,
     mark_spec_validated,
     save_feature_slice_record,
+    save_spec,
 )
+from quant_assets.storage.research_loop import save_proposal
+
+
+class SpecProposalConfig(dg.Config):
+    """A spec proposed by the research loop, carried in the run's config (empty otherwise)."""
+
+    proposal_json: str = Field(
+        default="", description="The Proposal as JSON (spec, dimension, hypothesis, rationale)."
+    )
+    iteration: int = Field(default=0, ge=0, description="The goal's iteration it belongs to.")
+    usage_json: str = Field(default="", description="LLM usage of the call that proposed it.")
 
 
 @dg.asset(
@@ -69,10 +84,12 @@ def feature_slices(
     kinds={"duckdb"},
 )
 def strategy_specs(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, config: SpecProposalConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """A strategy spec that passed pre-flight: catalog modules and bounds, data slice present."""
     store = warehouse.warehouse()
+    if config.proposal_json:
+        save_proposed_spec(warehouse, context, config)
     spec = preflight_spec(load_spec(store, context.partition_key), store)
     mark_spec_validated(store, spec.spec_id)
     context.log.info(f"spec {spec.spec_id} ({spec.name}) passed pre-flight")
@@ -87,6 +104,36 @@ def strategy_specs(
             "modules": dg.MetadataValue.md(_modules_markdown(spec)),
             "search_space_params": len(spec.search_space),
         },
+    )
+
+
+def save_proposed_spec(
+    warehouse: WarehouseResource, context: dg.AssetExecutionContext, config: SpecProposalConfig
+) -> None:
+    """Register a proposed spec and record its proposal for the goal the run's tag names.
+
+    Raises:
+        SpecValidationError: if the proposal is malformed or its spec id is not the partition.
+    """
+    try:
+        proposal = Proposal.model_validate_json(config.proposal_json)
+        usage = Usage.model_validate_json(config.usage_json) if config.usage_json else Usage()
+    except ValidationError as e:
+        raise SpecValidationError(
+            f"the proposal in the run config is malformed ({e.error_count()} problem(s)): "
+            f"{e.errors(include_url=False)[0]['msg']}; launch proposals from the research sensor"
+        ) from e
+    if proposal.spec.spec_id != context.partition_key:
+        raise SpecValidationError(
+            f"the proposed spec's id is {proposal.spec.spec_id}, not the partition "
+            f"{context.partition_key}; launch the run for partition {proposal.spec.spec_id}"
+        )
+    store = warehouse.warehouse()
+    save_spec(store, proposal.spec)
+    save_proposal(store, run_goal(context.run.tags), config.iteration, proposal, usage)
+    context.log.info(
+        f"{proposal.proposer} proposed spec {proposal.spec.spec_id} ({proposal.dimension}) for "
+        f"iteration {config.iteration}: {proposal.hypothesis[:200]}"
     )
 
 

@@ -167,6 +167,13 @@ def resources() -> dg.Definitions:
     The executor is in_process: one import per run (about 3 s per CLI run instead of 6-7 s,
     NOTES-stack.md B7); walk-forward windows get their parallelism from threads inside the step.
     """
+    # Imported here: the proposer resource pulls in the research package (and anthropic).
+    from quant_assets.defs.proposer_resource import proposer_resource_from_env
+
     return dg.Definitions(
-        resources={"warehouse": WarehouseResource()}, executor=dg.in_process_executor
+        resources={
+            "warehouse": WarehouseResource(),
+            "research_proposer": proposer_resource_from_env(),
+        },
+        executor=dg.in_process_executor,
     )

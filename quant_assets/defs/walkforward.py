@@ -7,11 +7,17 @@ from quant_assets.defs.market import data_versions
 from quant_assets.defs.partitions import spec_partitions
 from quant_assets.defs.progress import LogProgress
 from quant_assets.defs.research import strategy_specs
-from quant_assets.defs.resources import WarehouseResource
+from quant_assets.defs.resources import WarehouseResource, run_goal
 from quant_assets.domain.errors import SpecValidationError
+from quant_assets.domain.strategy import StrategySpec
 from quant_assets.domain.walkforward import WalkForwardRun
+from quant_assets.governance.lifecycle import to_record_audits
 from quant_assets.governance.preferences import preferences_hash
 from quant_assets.market.manifest import manifest_digest
+from quant_assets.reports.collect import collect_tear_sheet_inputs
+from quant_assets.reports.equity_png import png_markdown
+from quant_assets.reports.tear_sheet import write_tear_sheet
+from quant_assets.storage.bars_reader import BarsReader
 from quant_assets.storage.research import SPEC_VALIDATED, list_specs, load_spec
 from quant_assets.storage.walkforward import WarehouseWindowCache, save_run
 
@@ -39,7 +45,7 @@ def walkforward_results(
     spec = load_spec(store, spec_id)
     # Research reads stop at the spec's sealed holdout (DESIGN.md, Governance): the holdout is
     # read once, when a record is frozen, never by the search.
-    reader = warehouse.bars_reader(spec)
+    reader = warehouse.bars_reader(spec, run_goal(context.run.tags))
     bars = {key: reader.read_research_bars(key, spec.data.start) for key in spec.data.instruments}
     versions = {key: manifest_digest(store.partition_versions(key)) for key in bars}
     cache = WarehouseWindowCache(store, spec_id)
@@ -63,6 +69,7 @@ def walkforward_results(
         metadata={
             **walkforward_metadata(run, outcome.backtests_executed),
             "holdout_sealed_from": dg.MetadataValue.text(reader.guard.start.isoformat()),
+            **tear_sheet_metadata(warehouse, spec, run, reader),
         },
     )
 
@@ -113,3 +120,25 @@ def _regimes_markdown(run: WalkForwardRun) -> str:
         f"| {r.regime} | {r.bars} | {r.total_return:.2%} | {r.sharpe:.2f} |" for r in run.regimes
     ]
     return "\n".join(lines)
+
+
+def tear_sheet_metadata(
+    warehouse: WarehouseResource, spec: StrategySpec, run: WalkForwardRun, reader: BarsReader
+) -> dict[str, dg.MetadataValue]:
+    """Write the run's tear sheet (HTML) and equity chart (PNG); return their metadata.
+
+    The audits shown are recomputed by the functions the asset checks call, so the page shows
+    the verdicts the checks will report on this run.
+    """
+    # audit_checks imports this module (its checks target walkforward_results): import late.
+    from quant_assets.defs.audit_checks import run_audits
+
+    audits = to_record_audits(run_audits(warehouse, spec, run, reader.guard.goal))
+    inputs = collect_tear_sheet_inputs(
+        warehouse.warehouse(), warehouse.archive(), reader, spec.spec_id, audits=audits
+    )
+    paths = write_tear_sheet(inputs, warehouse.reports_path())
+    return {
+        "tear_sheet": dg.MetadataValue.path(str(paths.html)),
+        "equity_chart": dg.MetadataValue.md(png_markdown(paths.png.read_bytes())),
+    }

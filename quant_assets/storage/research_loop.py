@@ -74,9 +74,7 @@ def registered_goal(warehouse: Warehouse, name: str) -> ResearchGoal | None:
         return None
     with warehouse.connect() as con:
         _ensure(con)
-        row = con.execute(
-            "SELECT goal_json FROM research_goals WHERE name = ?", [name]
-        ).fetchone()
+        row = con.execute("SELECT goal_json FROM research_goals WHERE name = ?", [name]).fetchone()
     return None if row is None else ResearchGoal.model_validate_json(row[0])
 
 

@@ -12,12 +12,12 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / "quant_assets"
 
 
 def core_modules() -> list[Path]:
-    """Return every package module except the Dagster shell (definitions.py, defs/, cli.py)."""
-    shell = {PACKAGE_DIR / "definitions.py", PACKAGE_DIR / "cli.py"}
+    """Return every package module except the Dagster shell (definitions.py, defs/, cli/)."""
+    shell = {PACKAGE_DIR / "definitions.py"}
     return sorted(
         p
         for p in PACKAGE_DIR.rglob("*.py")
-        if p not in shell and "defs" not in p.relative_to(PACKAGE_DIR).parts
+        if p not in shell and not {"defs", "cli"} & set(p.relative_to(PACKAGE_DIR).parts)
     )
 
 
@@ -57,6 +57,7 @@ def test_definitions_validate_and_match_intended_graph() -> None:
         "bars": "market",
         "data_versions": "market",
         "feature_slices": "research",
+        "research_state": "research",
         "strategy_specs": "research",
         "walkforward_results": "research",
     }
@@ -65,12 +66,16 @@ def test_definitions_validate_and_match_intended_graph() -> None:
         "bars": "instrument x month",
         "data_versions": "none",
         "feature_slices": "instrument",
+        "research_state": "goal",
         "strategy_specs": "spec",
         "walkforward_results": "spec",
     }
     assert graph.get(dg.AssetKey("strategy_specs")).parent_keys == {dg.AssetKey("data_versions")}
     assert graph.get(dg.AssetKey("archive_records")).parent_keys == {
         dg.AssetKey("walkforward_results")
+    }
+    assert graph.get(dg.AssetKey("research_state")).parent_keys == {
+        dg.AssetKey("archive_records")
     }
     assert sorted(k.name for k in graph.asset_check_keys) == [
         "concentration",

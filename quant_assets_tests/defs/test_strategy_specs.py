@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from quant_assets.cli import main
+from quant_assets.cli.main import main
 from quant_assets.defs.partitions import SPEC_PARTITIONS_NAME
 from quant_assets.defs.research import strategy_specs
 from quant_assets.defs.resources import WarehouseResource

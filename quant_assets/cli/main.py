@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 from tqdm import tqdm
 
+from quant_assets.cli.research_commands import add_research_commands, print_outcome, run_goal
 from quant_assets.defs.archive_actions import (
     apply_decision,
     freeze,
@@ -41,6 +42,8 @@ from quant_assets.strategy.spec_io import load_spec_yaml
 
 Handler = Callable[[argparse.Namespace], int]
 DEMO_FEATURE_INSTRUMENTS = ("binance.BTC-USDT.1h", "binance.ETH-USDT.1h")
+DEMO_GOAL = "btc_eth_trend_1h"
+DEMO_MAX_ITERATIONS = 12
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--project-dir", default=".", help="project root (default: .)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="load every default instrument's shipped history")
+    demo = commands.add_parser(
+        "demo", help="load the shipped history, then research the shipped goal offline"
+    )
+    demo.add_argument(
+        "--max-iterations",
+        type=int,
+        default=DEMO_MAX_ITERATIONS,
+        metavar="N",
+        help=f"stop the goal after N iterations if no rule ends it (default {DEMO_MAX_ITERATIONS})",
+    )
     demo.set_defaults(handler=_demo)
 
     instruments = commands.add_parser("instruments", help="register and list instruments")
@@ -104,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     data_list.add_argument("--json", action="store_true", help="print JSON")
     data_list.set_defaults(handler=_data_list)
     _add_governance_commands(commands)
+    add_research_commands(commands, lambda args: (_resource(args), _instance(args)))
     return parser
 
 
@@ -188,6 +201,10 @@ def _demo(args: argparse.Namespace) -> int:
     state = "unchanged" if manifest_digest(manifest) == before else "changed"
     print(f"\ndata_versions: {outcome.data_version} ({state}); run {outcome.run_id}")
     _demo_research(args, instance, defs, resource, {config.key for config in configs})
+    print(f"\nResearch goal {DEMO_GOAL} (goals/{DEMO_GOAL}.yaml), policy proposer, offline:")
+    drive = run_goal(resource, instance, defs, DEMO_GOAL, args.max_iterations)
+    print(f"\n{drive.ticks} sensor ticks, {drive.runs} runs ({drive.failed_runs} failed)\n")
+    print_outcome(resource, drive.state)
     print("\nNext: `make dev` opens the Dagster UI on http://127.0.0.1:3000")
     return 0
 
