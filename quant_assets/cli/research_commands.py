@@ -87,7 +87,21 @@ def print_outcome(resource: WarehouseResource, state: ResearchState) -> None:
     """Print the final research state, the frozen record, and how to approve it."""
     print(render_state(state))
     if state.frozen_record_id is None:
-        print("\nNo record was frozen: no attempt reached the goal's archive bar.")
+        bar = state.goal.archive_thresholds()
+        print(
+            "\nNo record was frozen: no attempt became a candidate (OOS Sharpe >= "
+            f"{bar.min_oos_sharpe:.2f}, max drawdown >= {bar.max_drawdown:.0%} and every "
+            "blocking audit passed)."
+        )
+        best = state.best
+        if best is not None and best.metrics is not None:
+            metrics = best.metrics
+            print(
+                f"Closest: spec {best.spec_id} ({best.template}), OOS Sharpe "
+                f"{metrics.oos_sharpe:.2f}, max drawdown {metrics.oos_max_drawdown:.1%}, "
+                f"failed audits {list(best.failed_audits) or 'none'}; "
+                f"`quant-assets archive show {best.spec_id}` explains each verdict."
+            )
         return
     archive = resource.archive()
     record = archive.get(state.frozen_record_id)

@@ -180,7 +180,7 @@ def _structure_candidates(state: ResearchState, catalog: Catalog) -> Iterator[Ca
     entry = catalog.entry(parent.template)
     current = structure_of(describe_modules(parent))
     untried = set(untried_structures(state, catalog))
-    for structure in ordered_structures(entry, current):
+    for structure in ordered_structures(entry, current, failing_part(state)):
         if structure not in untried:
             continue
         filters, execution, risk = structure
@@ -282,21 +282,46 @@ def _build(
         return None
 
 
-def ordered_structures(entry: CatalogEntry, current: Structure | None) -> list[Structure]:
+def ordered_structures(
+    entry: CatalogEntry, current: Structure | None, first: str = "execution"
+) -> list[Structure]:
     """Return a template's structures other than `current`, single swaps first.
 
-    Single swaps come in the order execution, risk, then one optional filter added or removed;
-    every other structure follows in `structures` order.
+    Single swaps come in the order execution, risk, then one optional filter added or removed,
+    except that the part named by `first` (execution, risk or filter) leads; every other
+    structure follows in `structures` order.
     """
     everything = list(structures(entry))
     if current is None:
         return everything
     filters, execution, risk = current
     optional = [m.module for m in entry.filters if not m.required]
-    singles: list[Structure] = [(filters, e.module, risk) for e in entry.executions]
-    singles += [(filters, execution, r.module) for r in entry.risks]
-    singles += [(filters ^ {name}, execution, risk) for name in optional]
+    swaps: dict[str, list[Structure]] = {
+        "execution": [(filters, e.module, risk) for e in entry.executions],
+        "risk": [(filters, execution, r.module) for r in entry.risks],
+        "filter": [(filters ^ {name}, execution, risk) for name in optional],
+    }
+    order = [first, *(part for part in swaps if part != first)]
+    singles = [structure for part in order for structure in swaps[part]]
     return [s for s in dict.fromkeys([*singles, *everything]) if s != current]
+
+
+def failing_part(state: ResearchState) -> str:
+    """Return which part of the best spec to swap first, from how the best result fails.
+
+    A drawdown deeper than the goal allows is a sizing problem (risk first); too few trades
+    or a failed overfitting audit points at the entry conditions (filters first); otherwise
+    the exits (execution first).
+    """
+    best = state.best
+    if best is None or best.metrics is None:
+        return "execution"
+    floor = max(state.goal.targets.max_drawdown, state.goal.archive_thresholds().max_drawdown)
+    if "drawdown_limit" in best.failed_audits or best.metrics.oos_max_drawdown < floor:
+        return "risk"
+    if {"min_trades", "overfitting_gap"} & set(best.failed_audits):
+        return "filter"
+    return "execution"
 
 
 def narrowed(

@@ -28,6 +28,7 @@ from quant_assets.domain.research import ResearchStatus, Verdict
 from quant_assets.market.ingest import load_months
 from quant_assets.market.sources.sample import SampleSource
 from quant_assets.storage.research_loop import goal_spec_ids, latest_state, state_versions
+from quant_assets_tests.stubs.anthropic_stub import AnthropicStub, tool_use_reply
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MONTHS = [f"2021-{m:02d}-01" for m in range(1, 13)]
@@ -250,3 +251,75 @@ def test_start_rejects_a_goal_file_that_changed_after_registration(
     state = latest_state(project.warehouse(), GOAL)
     assert state is not None
     assert state.goal.budget.max_iterations == 3
+
+
+SECRET = "sk-ant-test-SECRET-4f1c2b9a"
+
+
+def test_claude_proposes_through_the_sensor_and_the_key_never_reaches_any_store(
+    dagster_instance: dg.DagsterInstance,
+    project: WarehouseResource,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # Arrange: the key comes from the environment; Claude is a local stub answering once.
+    tool_input = {
+        "proposals": [
+            {
+                "template": "ema_crossover",
+                "dimension": "hypothesis",
+                "baseline_params": {"fast_span_bars": 12},
+                "hypothesis": "Hourly crypto trends persist after an EMA cross.",
+                "rationale": "The simplest trend family first.",
+            },
+            {
+                "template": "sma_crossover",
+                "dimension": "hypothesis",
+                "hypothesis": "Simple averages cross later but whipsaw less.",
+                "rationale": "A slower member of the same family.",
+            },
+        ]
+    }
+    with AnthropicStub() as stub:
+        stub.script(tool_use_reply(tool_input))
+        monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.base_url)
+        from quant_assets.definitions import defs as load
+
+        defs = load()
+        change_research_state(dagster_instance, defs, GOAL, "start")
+
+        # Act
+        outcome = drive_research(dagster_instance, defs, project, GOAL, max_iterations=1)
+        requests = stub.requests()
+
+    # Assert: Claude's two specs ran and its usage counts against the budget.
+    state = outcome.state
+    assert len(requests) == 1
+    assert requests[0].api_key == SECRET
+    assert [a.proposer for a in state.attempts] == ["anthropic:claude-sonnet-4-6"] * 2
+    assert [a.template for a in state.attempts] == ["ema_crossover", "sma_crossover"]
+    assert state.spend.calls == 1
+    assert state.spend.input_tokens == 1200
+    assert state.spend.cost_usd > 0
+    # The key is nowhere: not in the warehouse, the lake, the reports, the instance's storage.
+    leaks = [
+        path
+        for root in (tmp_path, Path(dagster_instance.root_directory))
+        for path in root.rglob("*")
+        if path.is_file() and SECRET.encode() in path.read_bytes()
+    ]
+    assert leaks == []
+    with project.warehouse().connect(read_only=True) as con:
+        tables = [row[0] for row in con.execute("SHOW TABLES").fetchall()]
+        rows = [str(row) for table in tables for row in con.execute(f"FROM {table}").fetchall()]
+    assert "research_proposals" in tables
+    assert any("anthropic:claude-sonnet-4-6" in row for row in rows)
+    assert not any(SECRET in row for row in rows)
+    logs = [
+        str(entry)
+        for run in dagster_instance.get_runs()
+        for entry in dagster_instance.all_logs(run.run_id)
+    ]
+    assert logs
+    assert not any(SECRET in entry for entry in logs)

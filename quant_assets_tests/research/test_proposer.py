@@ -162,8 +162,8 @@ def test_narrowed_range_and_fixed_value(
 
 
 def test_propose_structure_swaps_execution_first_keeping_template() -> None:
-    # Arrange
-    state = play([0.5, 0.5, 0.5], patient_start())
+    # Arrange: the best fails nothing but the Sharpe target (drawdown within the goal).
+    state = play([Outcome(0.5, drawdown=-0.10)] * 3, patient_start())
     assert state.dimension is Dimension.STRUCTURE
     assert state.best_spec is not None
     parent = state.best_spec
@@ -289,3 +289,19 @@ def test_propose_zero_count_raises() -> None:
     # Act / Assert
     with pytest.raises(QuantAssetsError, match="n was 0"):
         PolicyProposer().propose(start_state(shipped_goal(), NOW), shipped_catalog(), 0)
+
+
+def test_propose_structure_swaps_risk_first_when_the_best_draws_down_too_deep() -> None:
+    # Arrange: the best's drawdown (-30%) is deeper than the goal's -15% and archive's -25%.
+    state = play([Outcome(0.5, drawdown=-0.30, audits=("drawdown_limit",))] * 3, patient_start())
+    assert state.dimension is Dimension.STRUCTURE
+    assert state.best_spec is not None
+    best = structure_of(describe_modules(state.best_spec)) or ((), "", "")
+
+    # Act
+    proposals = PolicyProposer().propose(state, shipped_catalog(), 1)
+
+    # Assert
+    filters, execution, risk = structure_of(describe_modules(proposals[0].spec)) or ((), "", "")
+    assert (filters, execution) == (best[0], best[1])
+    assert risk != best[2]
