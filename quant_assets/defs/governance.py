@@ -83,6 +83,7 @@ def archive_latest_run(
     partitions_def=spec_partitions,
     deps=[walkforward_results],
     group_name="governance",
+    owners=["team:governance"],
     pool="warehouse",
     code_version="1",
     kinds={"duckdb"},

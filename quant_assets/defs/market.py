@@ -18,6 +18,7 @@ from quant_assets.market.manifest import manifest_digest, manifest_summary
     partitions_def=bars_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="market",
+    owners=["team:data"],
     pool="warehouse",
     code_version="1",
     kinds={"parquet", "polars"},
@@ -88,6 +89,7 @@ def _loads_metadata(loads: list[PartitionLoad]) -> dict[str, Any]:
 @dg.asset(
     deps=[bars],
     group_name="market",
+    owners=["team:data"],
     pool="warehouse",
     code_version="1",
     kinds={"duckdb"},

@@ -26,6 +26,7 @@ from quant_assets.storage.walkforward import WarehouseWindowCache, save_run
     partitions_def=spec_partitions,
     deps=[strategy_specs, data_versions],
     group_name="research",
+    owners=["team:research"],
     pool="warehouse",
     code_version="1",
     kinds={"optuna", "numba"},

@@ -74,9 +74,7 @@ def test_definitions_validate_and_match_intended_graph() -> None:
     assert graph.get(dg.AssetKey("archive_records")).parent_keys == {
         dg.AssetKey("walkforward_results")
     }
-    assert graph.get(dg.AssetKey("research_state")).parent_keys == {
-        dg.AssetKey("archive_records")
-    }
+    assert graph.get(dg.AssetKey("research_state")).parent_keys == {dg.AssetKey("archive_records")}
     assert sorted(k.name for k in graph.asset_check_keys) == [
         "concentration",
         "drawdown_limit",
@@ -127,3 +125,18 @@ def test_archive_records_and_approval_op_use_the_warehouse_pool() -> None:
     # Assert
     assert archive.assets_def.op.pool == "warehouse"
     assert [node.definition.pools for node in approval.nodes] == [{"warehouse"}]
+
+
+def test_every_asset_has_a_description_an_owner_and_a_researcher_group() -> None:
+    # Arrange
+    graph = defs().resolve_asset_graph()
+
+    # Act
+    nodes = [graph.get(key) for key in graph.get_all_asset_keys()]
+
+    # Assert
+    for node in nodes:
+        name = node.key.to_user_string()
+        assert node.description, f"{name} has no description (its docstring)"
+        assert node.owners, f"{name} has no owner"
+        assert node.group_name in {"market", "research", "governance"}, name
