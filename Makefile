@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: demo test dev bench lock
+.PHONY: demo test test-ui dev bench lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The Dagster UI in headless Chromium (needs `sudo apt-get install -y chromium`, see README).
+test-ui: $(VENV)/.installed-dev
+	$(BIN)/pytest -m ui
 
 dev: $(VENV)/.installed
 	$(BIN)/quant-assets instruments sync

@@ -6,11 +6,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from tqdm import tqdm
 
-from quant_assets.defs.research_driver import DriveOutcome, change_research_state, drive_research
 from quant_assets.defs.resources import WarehouseResource
 from quant_assets.domain.errors import QuantAssetsError
 from quant_assets.domain.research import ResearchState
@@ -20,6 +20,11 @@ from quant_assets.research.state_text import render_state
 from quant_assets.storage.research import list_specs
 from quant_assets.storage.research_loop import latest_state, research_goal_names
 
+if TYPE_CHECKING:
+    from quant_assets.defs.research_driver import DriveOutcome
+
+# The research driver imports the code location's jobs and sensors (and their definitions'
+# warnings): the commands import it when they run, so `quant-assets --help` stays quick.
 Context = Callable[[argparse.Namespace], tuple[WarehouseResource, dg.DagsterInstance]]
 SENSOR_NAME = "research_sensor"
 
@@ -61,8 +66,10 @@ def run_goal(
     defs: dg.Definitions,
     goal: str,
     max_iterations: int | None,
-) -> DriveOutcome:
+) -> "DriveOutcome":
     """Start a goal and drive it in-process with a progress bar over its iterations."""
+    from quant_assets.defs.research_driver import change_research_state, drive_research
+
     change_research_state(instance, defs, goal, "start")
     started = latest_state(resource.warehouse(), goal)
     if started is None:
@@ -124,6 +131,8 @@ def print_outcome(resource: WarehouseResource, state: ResearchState) -> None:
 
 
 def _start(args: argparse.Namespace, context: Context) -> int:
+    from quant_assets.defs.research_driver import change_research_state
+
     resource, instance = context(args)
     change_research_state(instance, _definitions(), args.goal, "start")
     state = latest_state(resource.warehouse(), args.goal)
@@ -146,6 +155,8 @@ def _run(args: argparse.Namespace, context: Context) -> int:
 
 
 def _stop(args: argparse.Namespace, context: Context) -> int:
+    from quant_assets.defs.research_driver import change_research_state
+
     resource, instance = context(args)
     change_research_state(
         instance, _definitions(), args.goal, "stop", reason=args.reason, actor=args.actor

@@ -24,7 +24,7 @@ from quant_assets.defs.archive_actions import (
     record_event,
     record_metadata,
 )
-from quant_assets.defs.audit_checks import run_audits, spec_and_run
+from quant_assets.defs.audit_runs import run_audits, spec_and_run
 from quant_assets.defs.partitions import spec_partitions
 from quant_assets.defs.resources import DEFAULT_GOAL, WarehouseResource, run_goal
 from quant_assets.defs.walkforward import walkforward_results
@@ -56,7 +56,7 @@ def archive_latest_run(
 
     Idempotent: a run already archived under the goal is not archived again; its record (at
     its current state) is returned. The audits are recomputed on the stored run by the
-    functions the asset checks call (`defs.audit_checks.run_audits`).
+    functions the asset checks call (`defs.audit_runs.run_audits`).
 
     Raises:
         dagster.Failure: if the spec has no stored walk-forward run.

@@ -12,11 +12,12 @@ from typing import Final
 import dagster as dg
 from pydantic import Field
 
-from quant_assets.research.anthropic_proposer import DEFAULT_MODEL, AnthropicProposer
 from quant_assets.research.proposer import PolicyProposer, Proposer
 
 API_KEY_VARIABLE: Final = "ANTHROPIC_API_KEY"
 BASE_URL_VARIABLE: Final = "ANTHROPIC_BASE_URL"
+DEFAULT_MODEL: Final = "claude-sonnet-4-6"
+"""Claude's default model here (anthropic 2.11 deprecates claude-sonnet-4-5)."""
 
 
 class ResearchProposerResource(dg.ConfigurableResource):
@@ -34,6 +35,9 @@ class ResearchProposerResource(dg.ConfigurableResource):
         """Return the proposer: Claude with the policy as fallback, or the policy alone."""
         if not self.anthropic_api_key:
             return PolicyProposer()
+        # The anthropic SDK takes about 2 s to import: load it only when Claude is asked.
+        from quant_assets.research.anthropic_proposer import AnthropicProposer
+
         return AnthropicProposer(
             api_key=self.anthropic_api_key,
             model=self.model,

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from quant_assets.backtest.walkforward import run_walkforward
+from quant_assets.defs.audit_runs import run_audits
 from quant_assets.defs.market import data_versions
 from quant_assets.defs.partitions import spec_partitions
 from quant_assets.defs.progress import LogProgress
@@ -14,9 +15,6 @@ from quant_assets.domain.walkforward import WalkForwardRun
 from quant_assets.governance.lifecycle import to_record_audits
 from quant_assets.governance.preferences import preferences_hash
 from quant_assets.market.manifest import manifest_digest
-from quant_assets.reports.collect import collect_tear_sheet_inputs
-from quant_assets.reports.equity_png import png_markdown
-from quant_assets.reports.tear_sheet import write_tear_sheet
 from quant_assets.storage.bars_reader import BarsReader
 from quant_assets.storage.research import SPEC_VALIDATED, list_specs, load_spec
 from quant_assets.storage.walkforward import WarehouseWindowCache, save_run
@@ -131,8 +129,10 @@ def tear_sheet_metadata(
     The audits shown are recomputed by the functions the asset checks call, so the page shows
     the verdicts the checks will report on this run.
     """
-    # audit_checks imports this module (its checks target walkforward_results): import late.
-    from quant_assets.defs.audit_checks import run_audits
+    # plotly and matplotlib load only when a tear sheet is written (the defs import stays light).
+    from quant_assets.reports.collect import collect_tear_sheet_inputs
+    from quant_assets.reports.equity_png import png_markdown
+    from quant_assets.reports.tear_sheet import write_tear_sheet
 
     audits = to_record_audits(run_audits(warehouse, spec, run, reader.guard.goal))
     inputs = collect_tear_sheet_inputs(
