@@ -11,7 +11,10 @@ import dagster as dg
 import polars as pl
 from tqdm import tqdm
 
+from quant_assets.cli.report_commands import add_report_commands
 from quant_assets.cli.research_commands import add_research_commands, print_outcome, run_goal
+from quant_assets.cli.status_commands import add_status_command, data_inventory, print_inventory
+from quant_assets.cli.tables import print_table
 from quant_assets.defs.archive_actions import (
     apply_decision,
     freeze,
@@ -54,15 +57,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except QuantAssetsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        print("hint: `quant-assets --help` lists the commands and their options", file=sys.stderr)
+        # One line: a multi-line message (a pydantic error, say) is joined.
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(
+            f"hint: `quant-assets {args.command} --help` shows its options; "
+            "`quant-assets --help` lists the commands",
+            file=sys.stderr,
+        )
         return 2
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quant-assets", description=__doc__)
     parser.add_argument("--project-dir", default=".", help="project root (default: .)")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
 
     demo = commands.add_parser(
         "demo", help="load the shipped history, then research the shipped goal offline"
@@ -112,11 +120,15 @@ def _parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="what the warehouse holds")
     data_verbs = data.add_subparsers(required=True, metavar="VERB")
-    data_list = data_verbs.add_parser("list", help="instruments, months, rows, first/last ts")
+    data_list = data_verbs.add_parser(
+        "list", help="instruments, months, rows, first/last ts, missing months and bar gaps"
+    )
     data_list.add_argument("--json", action="store_true", help="print JSON")
     data_list.set_defaults(handler=_data_list)
     _add_governance_commands(commands)
-    add_research_commands(commands, lambda args: (_resource(args), _instance(args)))
+    add_research_commands(commands, _context)
+    add_status_command(commands, _context)
+    add_report_commands(commands, _resource)
     return parser
 
 
@@ -164,6 +176,10 @@ def _resource(args: argparse.Namespace) -> WarehouseResource:
     return WarehouseResource(project_dir=str(Path(args.project_dir).resolve()))
 
 
+def _context(args: argparse.Namespace) -> tuple[WarehouseResource, dg.DagsterInstance]:
+    return _resource(args), _instance(args)
+
+
 def _instance(args: argparse.Namespace) -> dg.DagsterInstance:
     if not os.environ.get("DAGSTER_HOME"):
         home = Path(args.project_dir).resolve() / "dagster_home"
@@ -197,16 +213,27 @@ def _demo(args: argparse.Namespace) -> int:
         materialize_bars_range(instance, defs, config.key, month_key_of(first), month_key_of(last))
     outcome = materialize_data_versions(instance, defs)
     manifest = resource.warehouse().partition_versions()
-    _print_table(manifest_summary(manifest))
+    print_table(manifest_summary(manifest))
     state = "unchanged" if manifest_digest(manifest) == before else "changed"
     print(f"\ndata_versions: {outcome.data_version} ({state}); run {outcome.run_id}")
-    _demo_research(args, instance, defs, resource, {config.key for config in configs})
-    print(f"\nResearch goal {DEMO_GOAL} (goals/{DEMO_GOAL}.yaml), policy proposer, offline:")
-    drive = run_goal(resource, instance, defs, DEMO_GOAL, args.max_iterations)
-    print(f"\n{drive.ticks} sensor ticks, {drive.runs} runs ({drive.failed_runs} failed)\n")
-    print_outcome(resource, drive.state)
+    loaded = {config.key for config in configs}
+    _demo_research(args, instance, defs, resource, loaded)
+    if _demo_goal_ready(resource, loaded):
+        print(f"\nResearch goal {DEMO_GOAL} (goals/{DEMO_GOAL}.yaml), policy proposer, offline:")
+        drive = run_goal(resource, instance, defs, DEMO_GOAL, args.max_iterations)
+        print(f"\n{drive.ticks} sensor ticks, {drive.runs} runs ({drive.failed_runs} failed)\n")
+        print_outcome(resource, drive.state)
     print("\nNext: `make dev` opens the Dagster UI on http://127.0.0.1:3000")
     return 0
+
+
+def _demo_goal_ready(resource: WarehouseResource, loaded: set[str]) -> bool:
+    # The shipped goal trades BTC and ETH 1h: a project without them (or the goal) skips it.
+    goal_file = resource.goals_path() / f"{DEMO_GOAL}.yaml"
+    if goal_file.exists() and set(DEMO_FEATURE_INSTRUMENTS) <= loaded:
+        return True
+    print(f"\n(research goal {DEMO_GOAL} skipped: it needs {goal_file} and BTC/ETH 1h loaded)")
+    return False
 
 
 def _demo_research(
@@ -230,7 +257,7 @@ def _demo_research(
         if not instance.has_dynamic_partition(SPEC_PARTITIONS_NAME, spec.spec_id):
             instance.add_dynamic_partitions(SPEC_PARTITIONS_NAME, [spec.spec_id])
         materialize_partition(instance, defs, "strategy_specs_job", spec.spec_id)
-    _print_table(
+    print_table(
         pl.DataFrame(
             [
                 dict(zip(("spec_id", "name", "template", "status"), row, strict=True))
@@ -279,7 +306,7 @@ def _instruments_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        _print_table(pl.DataFrame(rows).drop("options") if rows else pl.DataFrame())
+        print_table(pl.DataFrame(rows).drop("options") if rows else pl.DataFrame())
     return 0
 
 
@@ -318,16 +345,16 @@ def _specs_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        _print_table(pl.DataFrame(rows) if rows else pl.DataFrame())
+        print_table(pl.DataFrame(rows) if rows else pl.DataFrame())
     return 0
 
 
 def _data_list(args: argparse.Namespace) -> int:
-    summary = manifest_summary(_resource(args).warehouse().partition_versions())
+    inventory = data_inventory(_resource(args))
     if args.json:
-        print(json.dumps(summary.to_dicts(), default=str, indent=2))
+        print(json.dumps(inventory.to_dicts(), default=str, indent=2))
     else:
-        _print_table(summary)
+        print_inventory(inventory)
     return 0
 
 
@@ -355,7 +382,7 @@ def _archive_list(args: argparse.Namespace) -> int:
         print("(no archived records; materialize archive_records for a spec)")
     else:
         cells = [{k: "-" if v is None else v for k, v in row.items()} for row in rows]
-        _print_table(pl.DataFrame(cells))
+        print_table(pl.DataFrame(cells))
     return 0
 
 
@@ -394,18 +421,6 @@ def _archive_freeze(args: argparse.Namespace) -> int:
             f"{oos.sharpe:.2f}, max drawdown {oos.max_drawdown:.2%})"
         )
     return 0
-
-
-def _print_table(frame: pl.DataFrame) -> None:
-    if frame.is_empty():
-        print("(nothing stored yet; run `make demo`)")
-        return
-    cells = [[str(v) for v in row] for row in frame.iter_rows()]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(frame.columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(frame.columns, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ def write_bytes_atomically(content: bytes, path: Path) -> Path:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(content)
+        # mkstemp creates the file private (0600); a report is for anyone who reads the project.
+        os.chmod(temp_name, 0o644)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
