@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -13,10 +12,7 @@ import pytest
 import yaml
 from dagster._core.scheduler.instigation import InstigatorType
 
-from quant_assets.defs.resources import WarehouseResource
-from quant_assets.market.ingest import load_months
-from quant_assets.market.sources.sample import SampleSource
-from quant_assets_tests.defs.test_research_loop import GOAL, MONTHS, small_goal
+from quant_assets_tests.defs.test_research_loop import GOAL, small_goal_project
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 BIN_DIR = Path(sys.executable).parent
@@ -25,21 +21,10 @@ BIN_DIR = Path(sys.executable).parent
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """Return a temp project with 2021 BTC/ETH stored, a small goal and its own DAGSTER_HOME."""
-    for name in ("instruments.yaml", "preferences.yaml"):
-        shutil.copy(PROJECT_DIR / name, tmp_path / name)
-    (tmp_path / "goals").mkdir()
-    (tmp_path / "goals" / f"{GOAL}.yaml").write_text(yaml.safe_dump(small_goal(3)))
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "sample").symlink_to(PROJECT_DIR / "data" / "sample")
+    preferences = yaml.safe_load((PROJECT_DIR / "preferences.yaml").read_text())
+    small_goal_project(tmp_path, preferences)
     (tmp_path / "dagster_home").mkdir()
     shutil.copy(PROJECT_DIR / "dagster_home" / "dagster.yaml", tmp_path / "dagster_home")
-    resource = WarehouseResource(project_dir=str(tmp_path))
-    store, lake = resource.warehouse(), resource.lake()
-    for config in resource.default_instruments()[:2]:
-        store.register_instrument(config)
-        source = SampleSource(tmp_path / "data" / "sample")
-        loads = load_months(config, source, MONTHS, lake, {}, datetime.now(UTC))
-        store.save_partition_versions([load.version for load in loads])
     return tmp_path
 
 

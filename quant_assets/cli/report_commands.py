@@ -19,6 +19,7 @@ from quant_assets.domain.report import EvalReport
 from quant_assets.domain.strategy import ParamValue, StrategySpec
 from quant_assets.domain.walkforward import WalkForwardRun
 from quant_assets.governance.lifecycle import to_record_audits
+from quant_assets.reports.metric_rows import METRIC_ROWS
 from quant_assets.reports.paths import TearSheetPaths, tear_sheet_paths
 from quant_assets.storage.research import list_specs, load_spec
 from quant_assets.storage.research_loop import goal_spec_ids, research_goal_names
@@ -28,24 +29,6 @@ from quant_assets.storage.warehouse import Warehouse
 ResourceOf = Callable[[argparse.Namespace], WarehouseResource]
 MIN_PREFIX: Final = 4
 """A spec id may be abbreviated to a unique prefix of at least this many characters."""
-_METRICS: Final = (
-    ("total return", "total_return", "{:.2%}"),
-    ("CAGR", "cagr", "{:.2%}"),
-    ("annualized volatility", "annualized_volatility", "{:.2%}"),
-    ("Sharpe", "sharpe", "{:.2f}"),
-    ("Sortino", "sortino", "{:.2f}"),
-    ("Calmar", "calmar", "{:.2f}"),
-    ("max drawdown", "max_drawdown", "{:.2%}"),
-    ("max drawdown duration (bars)", "max_drawdown_duration_bars", "{:,}"),
-    ("trades", "trades", "{:,}"),
-    ("win rate", "win_rate", "{:.1%}"),
-    ("profit factor", "profit_factor", "{:.2f}"),
-    ("average trade return", "average_trade_return", "{:.2%}"),
-    ("exposure", "exposure", "{:.1%}"),
-    ("turnover (per year)", "turnover", "{:.1f}"),
-    ("fees paid", "fees_paid", "{:,.2f}"),
-    ("probabilistic Sharpe", "probabilistic_sharpe", "{:.3f}"),
-)
 
 
 def add_report_commands(
@@ -296,8 +279,8 @@ def _metric_rows(report: EvalReport, sleeves: Mapping[str, object]) -> pl.DataFr
     label = "portfolio" if len(sleeves) > 1 else "value"
     return pl.DataFrame(
         {
-            "metric": [name for name, _, _ in _METRICS],
-            label: [template.format(getattr(report, field)) for _, field, template in _METRICS],
+            "metric": [name for name, _, _ in METRIC_ROWS],
+            label: [template.format(getattr(report, field)) for _, field, template in METRIC_ROWS],
         }
     )
 

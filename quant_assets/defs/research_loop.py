@@ -224,7 +224,10 @@ def freeze_best(
     best = best_candidate(state.attempts)
     if best is None or best.record_id is None:
         return state.model_copy(
-            update={"next_action": "nothing to approve: no attempt reached the archive bar"}
+            update={
+                "next_action": "nothing to approve: no attempt became a candidate (archive bar "
+                "and every blocking audit)"
+            }
         )
     try:
         record = freeze(

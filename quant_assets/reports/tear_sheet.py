@@ -21,6 +21,7 @@ from quant_assets.domain.strategy import ModuleRef, StrategySpec
 from quant_assets.domain.walkforward import WalkForwardRun
 from quant_assets.reports import figures
 from quant_assets.reports.equity_png import equity_chart_png
+from quant_assets.reports.metric_rows import METRIC_ROWS
 from quant_assets.reports.paths import TearSheetPaths, tear_sheet_paths, write_bytes_atomically
 
 SECTION_IDS: Final = (
@@ -34,26 +35,6 @@ SECTION_IDS: Final = (
     "spec",
     "audits",
     "lineage",
-)
-_METRIC_ROWS: Final = (
-    ("total return", "total_return", "{:.2%}"),
-    ("CAGR", "cagr", "{:.2%}"),
-    ("annualized volatility", "annualized_volatility", "{:.2%}"),
-    ("Sharpe", "sharpe", "{:.2f}"),
-    ("Sortino", "sortino", "{:.2f}"),
-    ("Calmar", "calmar", "{:.2f}"),
-    ("max drawdown", "max_drawdown", "{:.2%}"),
-    ("max drawdown duration (bars)", "max_drawdown_duration_bars", "{:d}"),
-    ("trades", "trades", "{:d}"),
-    ("win rate", "win_rate", "{:.1%}"),
-    ("profit factor", "profit_factor", "{:.2f}"),
-    ("average trade return", "average_trade_return", "{:.3%}"),
-    ("exposure", "exposure", "{:.1%}"),
-    ("turnover (annual)", "turnover", "{:.2f}"),
-    ("fees paid", "fees_paid", "{:,.2f}"),
-    ("probabilistic Sharpe", "probabilistic_sharpe", "{:.3f}"),
-    ("deflated Sharpe", "deflated_sharpe", "{:.3f}"),
-    ("bars", "bars", "{:d}"),
 )
 _STYLE: Final = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
@@ -218,7 +199,7 @@ def _windows_body(run: WalkForwardRun) -> str:
         ["metric", "in sample", "out of sample"],
         [
             (_text(label), _fmt(f, getattr(run.is_report, a)), _fmt(f, getattr(run.oos_report, a)))
-            for label, a, f in _METRIC_ROWS
+            for label, a, f in METRIC_ROWS
         ],
     )
     rows = []

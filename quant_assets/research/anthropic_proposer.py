@@ -28,10 +28,10 @@ from anthropic.types import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from quant_assets.domain.errors import QuantAssetsError, SpecValidationError
+from quant_assets.domain.errors import SpecValidationError
 from quant_assets.domain.research import Proposal, ResearchState, Usage
 from quant_assets.research.prompt import catalog_prompt, state_prompt
-from quant_assets.research.proposer import PolicyProposer, Proposer
+from quant_assets.research.proposer import PolicyProposer, Proposer, check_proposable
 from quant_assets.research.tool_schema import (
     PROPOSER_CHARS,
     TOOL_NAME,
@@ -159,7 +159,7 @@ class AnthropicProposer:
         """
         self.last_usage = Usage()
         self.last_fallback_reason = None
-        _check_proposable(state, n)
+        check_proposable(state, n)
         budget = state.goal.budget.max_llm_usd
         # A zero cap leaves spend unlimited (research/policy.py, termination).
         if 0 < budget <= state.spend.cost_usd:
@@ -271,16 +271,6 @@ class AnthropicProposer:
         else:
             text = f"the Anthropic API call failed: {type(error).__name__}: {error}"
         return redact(text, self._secret)
-
-
-def _check_proposable(state: ResearchState, n: int) -> None:
-    if not state.is_running:
-        raise QuantAssetsError(
-            f"research of goal '{state.goal.name}' ended ({state.status}: {state.reason}); "
-            "nothing is proposed for it; start a new state to research again"
-        )
-    if n < 1:
-        raise QuantAssetsError(f"proposal count n was {n}; ask for at least 1 proposal")
 
 
 def _tool_call(response: Message) -> ToolUseBlock | None:

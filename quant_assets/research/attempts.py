@@ -8,6 +8,7 @@ its best parameter region, its archive record and the blocking audits it failed.
 import statistics
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from quant_assets.domain.governance import ArchiveRecord
 from quant_assets.domain.research import (
@@ -55,14 +56,7 @@ def ran_attempt(
     """Return the attempt of a proposal whose walk-forward run finished and was archived."""
     oos = run.oos_report
     return Attempt(
-        iteration=iteration,
-        spec_id=proposal.spec.spec_id,
-        template=proposal.spec.template,
-        family=catalog.entry(proposal.spec.template).family.value,
-        dimension=proposal.dimension,
-        proposer=proposal.proposer,
-        modules=describe_modules(proposal.spec),
-        hypothesis=proposal.hypothesis[:HYPOTHESIS_CHARS],
+        **_identity(proposal, iteration, catalog),
         metrics=AttemptMetrics(
             oos_sharpe=oos.sharpe,
             oos_max_drawdown=oos.max_drawdown,
@@ -82,17 +76,24 @@ def ran_attempt(
 def rejected_attempt(proposal: Proposal, iteration: int, reason: str, catalog: Catalog) -> Attempt:
     """Return the attempt of a proposal that produced no result (validation or run failure)."""
     return Attempt(
-        iteration=iteration,
-        spec_id=proposal.spec.spec_id,
-        template=proposal.spec.template,
-        family=catalog.entry(proposal.spec.template).family.value,
-        dimension=proposal.dimension,
-        proposer=proposal.proposer,
-        modules=describe_modules(proposal.spec),
-        hypothesis=proposal.hypothesis[:HYPOTHESIS_CHARS],
+        **_identity(proposal, iteration, catalog),
         verdict=Verdict.REJECTED,
         note=reason[:NOTE_CHARS],
     )
+
+
+def _identity(proposal: Proposal, iteration: int, catalog: Catalog) -> dict[str, Any]:
+    # What every attempt says about its proposal, whatever became of it.
+    return {
+        "iteration": iteration,
+        "spec_id": proposal.spec.spec_id,
+        "template": proposal.spec.template,
+        "family": catalog.entry(proposal.spec.template).family.value,
+        "dimension": proposal.dimension,
+        "proposer": proposal.proposer,
+        "modules": describe_modules(proposal.spec),
+        "hypothesis": proposal.hypothesis[:HYPOTHESIS_CHARS],
+    }
 
 
 def best_candidate(attempts: Sequence[Attempt]) -> Attempt | None:

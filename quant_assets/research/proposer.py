@@ -86,7 +86,7 @@ class PolicyProposer:
         Raises:
             QuantAssetsError: if the loop has ended or `n` is below 1.
         """
-        _check_proposable(state, n)
+        check_proposable(state, n)
         primary = state.dimension
         summary = induction_summary(state, catalog) if primary is Dimension.INDUCTION else ""
         tried = state.tried_spec_ids()
@@ -102,7 +102,12 @@ class PolicyProposer:
         return proposals
 
 
-def _check_proposable(state: ResearchState, n: int) -> None:
+def check_proposable(state: ResearchState, n: int) -> None:
+    """Raise unless the state is running and `n` asks for at least one proposal.
+
+    Raises:
+        QuantAssetsError: naming the goal's status, or the bad count.
+    """
     if not state.is_running:
         raise QuantAssetsError(
             f"research of goal '{state.goal.name}' ended ({state.status}: {state.reason}); "

@@ -67,21 +67,26 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WarehouseResourc
 
     Its preferences are a person's lenient limits, so that some results become candidates.
     """
-    shutil.copy(PROJECT_DIR / "instruments.yaml", tmp_path / "instruments.yaml")
     preferences = yaml.safe_load((PROJECT_DIR / "preferences.yaml").read_text())
     preferences.update(max_drawdown=-0.95, min_trades=1, max_sharpe_gap=10.0)
     preferences.update(min_deflated_sharpe=0.0)
-    (tmp_path / "preferences.yaml").write_text(yaml.safe_dump(preferences))
-    (tmp_path / "goals").mkdir()
-    (tmp_path / "goals" / f"{GOAL}.yaml").write_text(yaml.safe_dump(small_goal(3)))
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "sample").symlink_to(PROJECT_DIR / "data" / "sample")
     monkeypatch.chdir(tmp_path)
-    resource = WarehouseResource(project_dir=str(tmp_path))
+    return small_goal_project(tmp_path, preferences)
+
+
+def small_goal_project(project_dir: Path, preferences: dict[str, object]) -> WarehouseResource:
+    """Return a resource on a project dir holding the small goal and 2021 BTC/ETH bars."""
+    shutil.copy(PROJECT_DIR / "instruments.yaml", project_dir / "instruments.yaml")
+    (project_dir / "preferences.yaml").write_text(yaml.safe_dump(preferences))
+    (project_dir / "goals").mkdir()
+    (project_dir / "goals" / f"{GOAL}.yaml").write_text(yaml.safe_dump(small_goal(3)))
+    (project_dir / "data").mkdir()
+    (project_dir / "data" / "sample").symlink_to(PROJECT_DIR / "data" / "sample")
+    resource = WarehouseResource(project_dir=str(project_dir))
     store, lake = resource.warehouse(), resource.lake()
     for config in resource.default_instruments()[:2]:
         store.register_instrument(config)
-        source = SampleSource(tmp_path / "data" / "sample")
+        source = SampleSource(project_dir / "data" / "sample")
         loads = load_months(config, source, MONTHS, lake, {}, datetime.now(UTC))
         store.save_partition_versions([load.version for load in loads])
     return resource
