@@ -105,7 +105,7 @@ def research_sensor(
             else:
                 waiting.append(f"{name}: iteration {at.iteration} runs in flight")
         else:
-            waiting.append(f"{name}: iteration {at.iteration} is being folded or stopped")
+            waiting.append(fold_status(context.instance, name, at.iteration))
     new_cursor = ResearchCursor(goals=goals).model_dump_json()
     if not requests:
         context.update_cursor(new_cursor)
@@ -178,6 +178,20 @@ def _state_request(goal: str, iteration: int, config: dict[str, object]) -> dg.R
         run_config={**_QUIET, "ops": {"research_state": {"config": config}}},
         tags={GOAL_TAG: goal, ITERATION_TAG: str(iteration), ACTION_TAG: action},
     )
+
+
+def fold_status(instance: dg.DagsterInstance, goal: str, iteration: int) -> str:
+    """Return what a goal waits for while its iteration is folded (or its stop applied)."""
+    runs = instance.get_runs(
+        dg.RunsFilter(tags={GOAL_TAG: goal, ITERATION_TAG: str(iteration), ACTION_TAG: "fold"}),
+        limit=1,
+    )
+    if runs and runs[0].status is dg.DagsterRunStatus.FAILURE:
+        return (
+            f"{goal}: the fold run {runs[0].run_id} of iteration {iteration} failed; re-execute "
+            f"it from the UI once fixed, or `quant-assets research stop {goal}`"
+        )
+    return f"{goal}: iteration {iteration} is being folded or stopped"
 
 
 def iteration_landed(instance: dg.DagsterInstance, at: GoalCursor) -> bool:

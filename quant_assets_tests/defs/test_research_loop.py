@@ -18,11 +18,17 @@ from quant_assets.defs.partitions import GOAL_PARTITIONS_NAME, SPEC_PARTITIONS_N
 from quant_assets.defs.research_driver import (
     change_research_state,
     drive_research,
+    execute_request,
     sensor_context,
 )
-from quant_assets.defs.research_tags import ITERATION_TAG, SPEC_TAG
+from quant_assets.defs.research_tags import ACTION_TAG, ITERATION_TAG, SPEC_TAG
 from quant_assets.defs.resources import GOAL_TAG, WarehouseResource
-from quant_assets.defs.sensors import ResearchCursor, latest_states, research_sensor
+from quant_assets.defs.sensors import (
+    ResearchCursor,
+    fold_request,
+    latest_states,
+    research_sensor,
+)
 from quant_assets.domain.governance import RecordState
 from quant_assets.domain.research import ResearchStatus, Verdict
 from quant_assets.market.ingest import load_months
@@ -328,3 +334,30 @@ def test_claude_proposes_through_the_sensor_and_the_key_never_reaches_any_store(
     ]
     assert logs
     assert not any(SECRET in entry for entry in logs)
+
+
+def test_sensor_names_a_failed_fold_run_and_how_to_recover(
+    dagster_instance: dg.DagsterInstance, project: WarehouseResource, defs: dg.Definitions
+) -> None:
+    # Arrange: iteration 1 is proposed, but its spec runs never ran, so its fold fails.
+    change_research_state(dagster_instance, defs, GOAL, "start")
+    proposed = _tick(dagster_instance, defs, None)
+    assert isinstance(proposed, dg.SensorResult)
+    assert proposed.cursor is not None
+    folding = ResearchCursor.model_validate_json(proposed.cursor)
+    at = folding.goals[GOAL].model_copy(update={"folding": True})
+    cursor = ResearchCursor(goals={GOAL: at}).model_dump_json()
+    succeeded = execute_request(dagster_instance, defs, fold_request(GOAL, 1))
+
+    # Act
+    result = _tick(dagster_instance, defs, cursor)
+
+    # Assert
+    assert not succeeded
+    assert isinstance(result, dg.SkipReason)
+    (fold_run,) = dagster_instance.get_runs(dg.RunsFilter(tags={ACTION_TAG: "fold"}))
+    assert fold_run.run_id in (result.skip_message or "")
+    assert f"quant-assets research stop {GOAL}" in (result.skip_message or "")
+    state = latest_state(project.warehouse(), GOAL)
+    assert state is not None
+    assert state.iteration == 0
