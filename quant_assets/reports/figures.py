@@ -6,7 +6,7 @@ fractions; percent is only how the figures show them.
 """
 
 import math
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 import plotly.graph_objects as go
@@ -29,6 +29,8 @@ MONTH_NAMES: Final = (
     "Dec",
 )
 ROLLING_SHARPE_DAYS: Final = 30
+PLOT_POINTS: Final = 4000
+"""Most points a line figure draws: longer curves are thinned (a 7-year hourly curve has 60,000)."""
 _TEMPLATE: Final = "plotly_white"
 _HEIGHT_PX: Final = 360
 _STRATEGY_COLOR: Final = "#1f77b4"
@@ -39,6 +41,23 @@ _LOSS_COLOR: Final = "#d62728"
 def _times(frame: pl.DataFrame) -> np.ndarray:
     # Naive UTC datetime64: plotly writes ISO text without an offset; the axes say UTC.
     return frame["ts"].dt.replace_time_zone(None).to_numpy()
+
+
+def thinned(frame: pl.DataFrame, value: str, keep: Literal["last", "min"]) -> pl.DataFrame:
+    """Return at most about PLOT_POINTS rows of a curve, one per run of consecutive bars.
+
+    `last` keeps each run's last bar (an equity curve's close); `min` keeps each run's lowest
+    value (a drawdown's trough, which thinning must not hide).
+    """
+    if frame.height <= PLOT_POINTS:
+        return frame
+    step = math.ceil(frame.height / PLOT_POINTS)
+    runs = frame.with_row_index("_row").with_columns((pl.col("_row") // step).alias("_run"))
+    if keep == "last":
+        picked = runs.group_by("_run", maintain_order=True).agg(pl.all().last())
+    else:
+        picked = runs.sort(value).group_by("_run").agg(pl.all().first()).sort("_run")
+    return picked.drop("_row", "_run")
 
 
 def _layout(figure: go.Figure, title: str, y_title: str, y_format: str = "") -> go.Figure:
@@ -102,6 +121,7 @@ def rolling_sharpe(
 
 def equity_figure(curve: pl.DataFrame, buy_and_hold: pl.DataFrame) -> go.Figure:
     """Return the out-of-sample equity curve beside equal-weight buy-and-hold."""
+    curve, buy_and_hold = thinned(curve, "equity", "last"), thinned(buy_and_hold, "equity", "last")
     figure = go.Figure()
     figure.add_scatter(
         x=_times(curve),
@@ -120,7 +140,7 @@ def equity_figure(curve: pl.DataFrame, buy_and_hold: pl.DataFrame) -> go.Figure:
 
 def drawdown_figure(curve: pl.DataFrame, initial_cash: float) -> go.Figure:
     """Return the underwater curve: equity / running peak - 1, the peak starting at the cash."""
-    drawdown = drawdown_curve(curve, initial_cash=initial_cash)
+    drawdown = thinned(drawdown_curve(curve, initial_cash=initial_cash), "drawdown", "min")
     figure = go.Figure()
     figure.add_scatter(
         x=_times(drawdown),
@@ -161,6 +181,7 @@ def monthly_returns_figure(monthly: pl.DataFrame) -> go.Figure:
 
 def rolling_sharpe_figure(rolling: pl.DataFrame, window_bars: int) -> go.Figure:
     """Return the rolling annualized Sharpe of the out-of-sample curve."""
+    rolling = thinned(rolling, "rolling_sharpe", "last")
     figure = go.Figure()
     figure.add_scatter(
         x=_times(rolling),
