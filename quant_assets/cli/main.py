@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 from tqdm import tqdm
 
+from quant_assets.cli.code_location import load_definitions
 from quant_assets.cli.report_commands import add_report_commands
 from quant_assets.cli.research_commands import add_research_commands, print_outcome, run_goal
 from quant_assets.cli.status_commands import add_status_command, data_inventory, print_inventory
@@ -192,19 +193,13 @@ def _instance(args: argparse.Namespace) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def _definitions() -> dg.Definitions:
-    from quant_assets.definitions import defs
-
-    return defs()
-
-
 def _demo(args: argparse.Namespace) -> int:
     resource = _resource(args)
     instance = _instance(args)
     configs = resource.default_instruments()
     register_instruments(instance, resource, configs)
     before = manifest_digest(resource.warehouse().partition_versions())
-    defs = _definitions()
+    defs = load_definitions()
     sample = SampleSource(resource._path(resource.sample_dir))
     print(f"Loading {len(configs)} instruments from the shipped sample into {resource.lake_dir}")
     for config in tqdm(configs, desc="bars", unit="instrument"):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from tqdm import tqdm
 
+from quant_assets.cli.code_location import load_definitions
 from quant_assets.defs.resources import WarehouseResource
 from quant_assets.domain.errors import QuantAssetsError
 from quant_assets.domain.research import ResearchState
@@ -131,10 +132,11 @@ def print_outcome(resource: WarehouseResource, state: ResearchState) -> None:
 
 
 def _start(args: argparse.Namespace, context: Context) -> int:
+    resource, instance = context(args)
+    defs = load_definitions()  # first: it imports the defs modules without their warnings
     from quant_assets.defs.research_driver import change_research_state
 
-    resource, instance = context(args)
-    change_research_state(instance, _definitions(), args.goal, "start")
+    change_research_state(instance, defs, args.goal, "start")
     state = latest_state(resource.warehouse(), args.goal)
     print(f"research goal {args.goal}: {state.status if state else 'not started'}")
     if not args.no_sensor:
@@ -148,19 +150,18 @@ def _start(args: argparse.Namespace, context: Context) -> int:
 
 def _run(args: argparse.Namespace, context: Context) -> int:
     resource, instance = context(args)
-    outcome = run_goal(resource, instance, _definitions(), args.goal, args.max_iterations)
+    outcome = run_goal(resource, instance, load_definitions(), args.goal, args.max_iterations)
     print(f"\n{outcome.ticks} sensor ticks, {outcome.runs} runs ({outcome.failed_runs} failed)\n")
     print_outcome(resource, outcome.state)
     return 0
 
 
 def _stop(args: argparse.Namespace, context: Context) -> int:
+    resource, instance = context(args)
+    defs = load_definitions()  # first: it imports the defs modules without their warnings
     from quant_assets.defs.research_driver import change_research_state
 
-    resource, instance = context(args)
-    change_research_state(
-        instance, _definitions(), args.goal, "stop", reason=args.reason, actor=args.actor
-    )
+    change_research_state(instance, defs, args.goal, "stop", reason=args.reason, actor=args.actor)
     state = latest_state(resource.warehouse(), args.goal)
     if state is not None:
         print_outcome(resource, state)
@@ -204,9 +205,3 @@ def _start_sensor(project_dir: Path) -> None:
             f"could not turn {SENSOR_NAME} on ({done.stderr.strip().splitlines()[-1:]}); turn "
             "it on in the UI (Automation page) instead"
         )
-
-
-def _definitions() -> dg.Definitions:
-    from quant_assets.definitions import defs
-
-    return defs()
