@@ -31,11 +31,13 @@ from quant_assets.domain.research import (
 )
 from quant_assets.domain.strategy import ParamRange, ParamValue, StrategySpec
 from quant_assets.research.policy import (
+    induction_direction,
+    induction_summary,
+)
+from quant_assets.research.space import (
     Structure,
     goal_families,
     goal_templates,
-    induction_direction,
-    induction_summary,
     structure_of,
     structures,
     untried_families,

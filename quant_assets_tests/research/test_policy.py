@@ -33,10 +33,12 @@ from quant_assets.research.policy import (
     next_dimension,
     start_state,
     stop,
+)
+from quant_assets.research.proposer import PolicyProposer
+from quant_assets.research.space import (
     structure_of,
     structures,
 )
-from quant_assets.research.proposer import PolicyProposer
 from quant_assets.research.spec_builder import describe_modules, goal_spec
 from quant_assets.strategy.catalog.loader import Catalog, load_catalog
 

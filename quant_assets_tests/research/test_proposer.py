@@ -6,14 +6,16 @@ from quant_assets.domain.errors import QuantAssetsError
 from quant_assets.domain.research import Dimension, Proposal, ResearchState, Verdict
 from quant_assets.domain.strategy import ParamRange
 from quant_assets.research.policy import (
-    goal_templates,
     start_state,
     stop,
+)
+from quant_assets.research.proposer import PolicyProposer, Proposer, narrowed
+from quant_assets.research.space import (
+    goal_templates,
     structure_of,
     structures,
     untried_families,
 )
-from quant_assets.research.proposer import PolicyProposer, Proposer, narrowed
 from quant_assets.research.spec_builder import describe_modules, goal_spec
 from quant_assets.strategy.validation import validate_spec
 from quant_assets_tests.research.test_policy import (
