@@ -25,7 +25,7 @@ from quant_assets.defs.partitions import goal_partitions
 from quant_assets.defs.research_tags import SPEC_TAG
 from quant_assets.defs.resources import WarehouseResource
 from quant_assets.defs.spec_preflight import preflight_spec
-from quant_assets.domain.errors import ConfigurationError, QuantAssetsError
+from quant_assets.domain.errors import ConfigurationError, QuantAssetsError, SpecValidationError
 from quant_assets.domain.ids import content_id
 from quant_assets.domain.research import (
     Attempt,
@@ -39,6 +39,8 @@ from quant_assets.domain.strategy import StrategySpec
 from quant_assets.research.attempts import best_candidate, ran_attempt, rejected_attempt
 from quant_assets.research.goals import goal_path, load_goal
 from quant_assets.research.policy import fold_iteration, start_state, stop
+from quant_assets.research.space import goal_templates
+from quant_assets.research.spec_builder import goal_spec
 from quant_assets.research.state_text import attempts_markdown, render_state
 from quant_assets.storage.research import load_spec
 from quant_assets.storage.research_loop import (
@@ -114,10 +116,11 @@ def started_state(
     """Return the state a start leaves: a new one, the running one, or a stopped one resumed.
 
     Raises:
-        ConfigurationError: if the goal file is bad, changed since it was registered, or the
-            goal already ended (other than by a stop).
+        ConfigurationError: if the goal file is bad, its data slice is not stored, it changed
+            since it was registered, or the goal already ended (other than by a stop).
     """
     goal = load_goal(goal_path(warehouse.goals_path(), goal_name), catalog)
+    check_goal_data(warehouse, goal, catalog)
     register_goal(warehouse.warehouse(), goal)
     if current is None:
         return start_state(goal, now)
@@ -131,6 +134,31 @@ def started_state(
         f"research goal '{goal_name}' already ended ({current.status}: {current.reason}); "
         "to research further, save the goal under a new name and start that"
     )
+
+
+def check_goal_data(warehouse: WarehouseResource, goal: ResearchGoal, catalog: Catalog) -> None:
+    """Check that the goal's instruments are registered and their bars cover its slice.
+
+    The check is a spec's pre-flight: the goal's first template on the goal's slice.
+
+    Raises:
+        ConfigurationError: naming each instrument or period problem and the fix.
+    """
+    templates = goal_templates(goal, catalog)
+    if not templates:
+        raise ConfigurationError(
+            f"research goal '{goal.name}': no catalog template is meant for timeframe "
+            f"{goal.data.timeframe} and its instruments' asset classes; change the data slice"
+        )
+    store = warehouse.warehouse()
+    try:
+        preflight_spec(goal_spec(goal, catalog, templates[0].name), store)
+    except SpecValidationError as e:
+        problems = str(e).split(" problem(s):", 1)[-1]
+        raise ConfigurationError(
+            f"research goal '{goal.name}' cannot start: its data slice is not what the "
+            f"warehouse holds:{problems}"
+        ) from e
 
 
 def folded_state(

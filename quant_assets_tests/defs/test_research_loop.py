@@ -29,6 +29,7 @@ from quant_assets.defs.sensors import (
     latest_states,
     research_sensor,
 )
+from quant_assets.domain.errors import QuantAssetsError
 from quant_assets.domain.governance import RecordState
 from quant_assets.domain.research import ResearchStatus, Verdict
 from quant_assets.market.ingest import load_months
@@ -361,3 +362,21 @@ def test_sensor_names_a_failed_fold_run_and_how_to_recover(
     state = latest_state(project.warehouse(), GOAL)
     assert state is not None
     assert state.iteration == 0
+
+
+def test_start_refuses_a_goal_whose_data_slice_is_not_stored(
+    dagster_instance: dg.DagsterInstance, project: WarehouseResource, defs: dg.Definitions
+) -> None:
+    # Arrange: the goal asks for 2021 and 2022; only 2021 is stored.
+    document = small_goal(3)
+    document["data"] = {**document["data"], "end": "2023-01-01T00:00:00Z"}  # type: ignore[dict-item]
+    (Path("goals") / f"{GOAL}.yaml").write_text(yaml.safe_dump(document))
+
+    # Act / Assert
+    with pytest.raises(QuantAssetsError) as raised:
+        change_research_state(dagster_instance, defs, GOAL, "start")
+    message = str(raised.value)
+    assert "cannot start" in message
+    assert "data.end was 2023-01-01T00:00:00Z" in message
+    assert "ingest newer bars" in message
+    assert latest_state(project.warehouse(), GOAL) is None

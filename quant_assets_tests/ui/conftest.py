@@ -24,6 +24,7 @@ from typing import Final
 
 import dagster as dg
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page, Playwright, ViewportSize, expect, sync_playwright
 
 from quant_assets.definitions import defs as project_definitions
@@ -36,6 +37,7 @@ from quant_assets.defs.launch import (
     register_instruments,
 )
 from quant_assets.defs.partitions import SPEC_PARTITIONS_NAME
+from quant_assets.defs.research_driver import change_research_state
 from quant_assets.defs.resources import WarehouseResource
 from quant_assets.domain.errors import QuantAssetsError
 from quant_assets.storage.research import save_spec
@@ -55,6 +57,7 @@ CHROMIUM_ARGS: Final = [
     "--disable-sync",
 ]
 FIRST_MONTH, LAST_MONTH = "2021-01-01", "2021-05-01"
+UI_GOAL: Final = "ui_trend_goal"
 # The spec's period must lie inside the stored bars (pre-flight): January to May 2021.
 SPEC_START, SPEC_END = "2021-01-01T00:00:00Z", "2021-06-01T00:00:00Z"
 SERVER_START_SECONDS = 90.0
@@ -121,6 +124,7 @@ def _materialize_samples(project: Path, home: Path) -> SampleProject:
         instance.add_dynamic_partitions(SPEC_PARTITIONS_NAME, [spec.spec_id])
         materialize_partition(instance, defs, "strategy_specs_job", spec.spec_id)
         _evaluate_and_archive(instance, defs, resource, spec.spec_id)
+        _start_goal(project, instance, defs)
     (record,) = resource.archive().list()
     return SampleProject(
         project_dir=project,
@@ -130,6 +134,17 @@ def _materialize_samples(project: Path, home: Path) -> SampleProject:
         record_state=str(record.state),
         oos_sharpe=record.metrics.oos.sharpe,
     )
+
+
+def _start_goal(project: Path, instance: dg.DagsterInstance, defs: dg.Definitions) -> None:
+    # A research goal over the stored months, started: research_state[UI_GOAL] materialized.
+    goal = yaml.safe_load((PROJECT_DIR / "goals" / "btc_eth_trend_1h.yaml").read_text())
+    goal["name"] = UI_GOAL
+    goal["data"] = {"instruments": [BTC, ETH], "timeframe": "1h", "start": SPEC_START}
+    goal["data"]["end"] = SPEC_END
+    (project / "goals").mkdir()
+    (project / "goals" / f"{UI_GOAL}.yaml").write_text(yaml.safe_dump(goal), encoding="utf-8")
+    change_research_state(instance, defs, UI_GOAL, "start")
 
 
 def _evaluate_and_archive(

@@ -13,7 +13,7 @@ import yaml
 from playwright.sync_api import Locator, Page, expect
 
 from quant_assets.defs.resources import WarehouseResource
-from quant_assets_tests.ui.conftest import DagsterUi
+from quant_assets_tests.ui.conftest import UI_GOAL, DagsterUi
 
 pytestmark = pytest.mark.ui
 
@@ -23,6 +23,7 @@ PIPELINE_ASSETS = [
     "strategy_specs",
     "walkforward_results",
     "archive_records",
+    "research_state",
 ]
 # The launched run starts a process that imports the code location (about 5 s here).
 RUN_TIMEOUT_MS = 90_000
@@ -120,3 +121,30 @@ def test_approval_job_launched_from_launchpad_shows_refusal_and_changes_nothing(
     expect(page.get_by_text(refusal).first).to_be_visible()
     assert archive.get(project.record_id).state == "discarded"
     assert archive.transitions(project.record_id) == transitions_before
+
+
+def test_research_state_page_shows_the_goal_status_and_its_iter_state(
+    dagster_ui: DagsterUi, page: Page, tmp_path: Path
+) -> None:
+    # Arrange
+    page.goto(f"{dagster_ui.base_url}/assets/research_state")
+
+    # Act: the latest materialization (the started goal) and its ITER_STATE block.
+    status_cell = _metadata_row(page, "status").locator("td").nth(2)
+    expect(status_cell).to_be_visible()
+    status = status_cell.inner_text().strip()
+    iter_state = _metadata_row(page, "iter_state")
+    expect(iter_state).to_be_visible()
+    opener = iter_state.get_by_text("[Show Markdown]")
+    if opener.count():
+        opener.click()
+        block = page.get_by_role("dialog")
+    else:
+        block = iter_state
+    _save_screenshot(page, tmp_path / "research_state.png")
+
+    # Assert
+    assert status == "CONTINUING"
+    expect(page.get_by_text(UI_GOAL, exact=True).first).to_be_visible()
+    expect(block.get_by_text(re.compile(rf"ITER_STATE goal {UI_GOAL}"))).to_be_visible()
+    expect(block.get_by_text(re.compile("next dimension: hypothesis"))).to_be_visible()
