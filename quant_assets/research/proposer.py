@@ -19,7 +19,7 @@ a spec tried or in flight; fewer than `n` come back only when the catalog is exh
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from quant_assets.domain.errors import QuantAssetsError, SpecValidationError
 from quant_assets.domain.research import (
@@ -258,33 +258,12 @@ _CANDIDATES: Final[dict[Dimension, Callable[[ResearchState, Catalog], Iterator[C
 
 
 def _build(
-    state: ResearchState,
-    catalog: Catalog,
-    template: str,
-    *,
-    filters: list[str] | None = None,
-    execution: str | None = None,
-    risk: str | None = None,
-    params: Mapping[str, ParamValue] | None = None,
-    search_space: Mapping[str, ParamRange] | None = None,
-    hypothesis: str | None = None,
-    parent: StrategySpec | None = None,
+    state: ResearchState, catalog: Catalog, template: str, **choices: Any
 ) -> StrategySpec | None:
-    # A template the goal's data cannot trade (or a combination its modules reject) is skipped.
+    # `choices` are goal_spec's keyword arguments. A template the goal's data cannot trade (or
+    # a combination its modules reject) is skipped.
     try:
-        return goal_spec(
-            state.goal,
-            catalog,
-            template,
-            filters=filters,
-            execution=execution,
-            risk=risk,
-            params=params,
-            search_space=search_space,
-            hypothesis=hypothesis,
-            parent=parent,
-            created_by=POLICY_PROPOSER,
-        )
+        return goal_spec(state.goal, catalog, template, created_by=POLICY_PROPOSER, **choices)
     except SpecValidationError:
         return None
 

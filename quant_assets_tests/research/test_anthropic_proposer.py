@@ -1,6 +1,5 @@
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +17,9 @@ from quant_assets.research.anthropic_proposer import (
     ModelPrices,
     redact,
 )
-from quant_assets.research.goals import load_goal
 from quant_assets.research.proposer import PolicyProposer
 from quant_assets.research.tool_schema import TOOL_NAME
-from quant_assets.strategy.catalog.loader import Catalog, load_catalog
+from quant_assets.strategy.catalog.loader import Catalog
 from quant_assets.strategy.validation import validate_spec
 from quant_assets_tests.stubs.anthropic_stub import (
     AnthropicStub,
@@ -32,7 +30,6 @@ from quant_assets_tests.stubs.anthropic_stub import (
     tool_use_reply,
 )
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 API_KEY = "sk-ant-api03-TEST-SECRET-0123456789abcdef"
 MODEL = "claude-sonnet-4-6"
 USAGE = {
@@ -47,16 +44,6 @@ CACHED_USAGE = {
     "cache_creation_input_tokens": 0,
     "cache_read_input_tokens": 9000,
 }
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog()
-
-
-@pytest.fixture(scope="module")
-def goal(catalog: Catalog) -> ResearchGoal:
-    return load_goal(PROJECT_DIR / "goals" / "btc_eth_trend_1h.yaml", catalog)
 
 
 @pytest.fixture

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from quant_assets.domain.research import (
@@ -10,22 +8,9 @@ from quant_assets.domain.research import (
     ResearchState,
     Verdict,
 )
-from quant_assets.research.goals import load_goal
 from quant_assets.research.prompt import RECENT_ATTEMPTS, catalog_prompt, state_prompt
 from quant_assets.research.spec_builder import goal_spec
-from quant_assets.strategy.catalog.loader import Catalog, load_catalog
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog()
-
-
-@pytest.fixture(scope="module")
-def goal(catalog: Catalog) -> ResearchGoal:
-    return load_goal(PROJECT_DIR / "goals" / "btc_eth_trend_1h.yaml", catalog)
+from quant_assets.strategy.catalog.loader import Catalog
 
 
 def attempt(iteration: int) -> Attempt:

@@ -1,4 +1,3 @@
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +11,6 @@ from quant_assets.domain.research import (
     ResearchState,
 )
 from quant_assets.domain.strategy import ModuleRole, ParamRange
-from quant_assets.research.goals import load_goal
 from quant_assets.research.spec_builder import goal_spec
 from quant_assets.research.tool_schema import (
     TOOL_NAME,
@@ -22,21 +20,10 @@ from quant_assets.research.tool_schema import (
     proposals_from_tool_input,
     tool_definition,
 )
-from quant_assets.strategy.catalog.loader import Catalog, load_catalog
+from quant_assets.strategy.catalog.loader import Catalog
 from quant_assets.strategy.validation import validate_spec
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROPOSER = "anthropic:claude-sonnet-4-6"
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog()
-
-
-@pytest.fixture(scope="module")
-def goal(catalog: Catalog) -> ResearchGoal:
-    return load_goal(PROJECT_DIR / "goals" / "btc_eth_trend_1h.yaml", catalog)
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Final
+
+from quant_assets_tests.stubs.local_server import LocalServer
 
 MESSAGES_PATH: Final = "/v1/messages"
 DEFAULT_USAGE: Final = {
@@ -113,24 +114,13 @@ class _State:
     stopping: threading.Event = field(default_factory=threading.Event)
 
 
-class AnthropicStub:
+class AnthropicStub(LocalServer):
     """A threaded HTTP server on 127.0.0.1 imitating the Anthropic Messages API."""
 
     def __init__(self) -> None:
         """Prepare the stub; `start()` (or `with`) binds a free port and serves."""
         self._state = _State()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        """Return the server root for `anthropic.Anthropic(base_url=...)`."""
-        if self._server is None:
-            raise RuntimeError(
-                "the Anthropic stub is not running; call start() or use it in `with`"
-            )
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__("the Anthropic stub", _Handler, self._state)
 
     def script(self, *replies: StubReply) -> None:
         """Queue replies that the next requests receive, in order."""
@@ -142,37 +132,10 @@ class AnthropicStub:
         with self._state.lock:
             return list(self._state.log)
 
-    def start(self) -> None:
-        """Bind a free port on 127.0.0.1 and serve in a daemon thread."""
-        handler = type("_BoundHandler", (_Handler,), {"state": self._state})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-
     def stop(self) -> None:
         """Release delayed replies, stop serving and free the port."""
         self._state.stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server, self._thread = None, None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().stop()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -13,15 +13,15 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import polars as pl
 
 from quant_assets.domain.arrays import FloatArray, Int64Array
+from quant_assets_tests.stubs.local_server import LocalServer
 
 EXCHANGE_INFO_PATH: Final = "/api/v3/exchangeInfo"
 KLINES_PATH: Final = "/api/v3/klines"
@@ -91,7 +91,7 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class BinanceStub:
+class BinanceStub(LocalServer):
     """A threaded HTTP server on 127.0.0.1 imitating Binance's public spot market-data API."""
 
     def __init__(
@@ -119,16 +119,7 @@ class BinanceStub:
             page_cap=page_cap,
             page_overlap=page_overlap,
         )
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        """Return the server root, e.g. http://127.0.0.1:54321."""
-        if self._server is None:
-            raise RuntimeError("the Binance stub is not running; call start() or use it in `with`")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__("the Binance stub", _Handler, self._state)
 
     @property
     def api_url(self) -> str:
@@ -149,38 +140,6 @@ class BinanceStub:
         """Return the requests received so far, optionally only those to `path`."""
         with self._state.lock:
             return [entry for entry in self._state.log if path is None or entry.path == path]
-
-    def start(self) -> None:
-        """Bind a free port on 127.0.0.1 and serve in a daemon thread."""
-        handler = type("_BoundHandler", (_Handler,), {"state": self._state})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        # A short poll interval lets stop() return quickly (the default 0.5 s adds up in tests).
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server, self._thread = None, None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class _Handler(BaseHTTPRequestHandler):
