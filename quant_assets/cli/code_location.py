@@ -5,6 +5,16 @@ import warnings
 import dagster as dg
 
 
+def quiet_dagster_maturity_warnings() -> None:
+    """Keep Dagster's beta/preview notices off the command line for this process.
+
+    Runs the CLI executes in-process import and build the code location again in places
+    (step contexts); the notices concern the API we chose, not the user's input.
+    """
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+
 def load_definitions() -> dg.Definitions:
     """Return the project's definitions.
 

@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 from tqdm import tqdm
 
-from quant_assets.cli.code_location import load_definitions
+from quant_assets.cli.code_location import load_definitions, quiet_dagster_maturity_warnings
 from quant_assets.cli.report_commands import add_report_commands
 from quant_assets.cli.research_commands import add_research_commands, print_outcome, run_goal
 from quant_assets.cli.status_commands import add_status_command, data_inventory, print_inventory
@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    quiet_dagster_maturity_warnings()
     try:
         return handler(args)
     except QuantAssetsError as e:

@@ -12,6 +12,7 @@ import dagster as dg
 from tqdm import tqdm
 
 from quant_assets.cli.code_location import load_definitions
+from quant_assets.defs.research_tags import ACTION_TAG
 from quant_assets.defs.resources import WarehouseResource
 from quant_assets.domain.errors import QuantAssetsError
 from quant_assets.domain.research import ResearchState
@@ -87,8 +88,21 @@ def run_goal(
             bar.update(state.iteration - bar.n)
 
         return drive_research(
-            instance, defs, resource, goal, max_iterations=max_iterations, on_fold=show
+            instance,
+            defs,
+            resource,
+            goal,
+            max_iterations=max_iterations,
+            on_fold=show,
+            on_run=lambda request: bar.set_postfix_str(_running(request)),
         )
+
+
+def _running(request: dg.RunRequest) -> str:
+    # What the bar says while a run of the iteration executes (a walk-forward takes seconds).
+    if request.job_name == "research_spec_job":
+        return f"walk-forward of spec {request.partition_key}"
+    return f"{request.tags.get(ACTION_TAG, 'change')} of the goal's state"
 
 
 def print_outcome(resource: WarehouseResource, state: ResearchState) -> None:

@@ -22,6 +22,8 @@ from quant_assets.storage.research_loop import latest_state
 
 TickListener = Callable[[ResearchState], None]
 """Called with the goal's state after every folded iteration (for progress output)."""
+RunListener = Callable[[dg.RunRequest], None]
+"""Called with each run request just before it executes (for progress output)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ def drive_research(
     *,
     max_iterations: int | None = None,
     on_fold: TickListener | None = None,
+    on_run: RunListener | None = None,
 ) -> DriveOutcome:
     """Tick the research sensor and execute its runs until the goal's loop ends.
 
@@ -87,6 +90,7 @@ def drive_research(
         max_iterations: Stop the goal (as a person would) once this many iterations are
             folded, if it is still running; None: run until a termination rule fires.
         on_fold: Called with the state after each folded iteration.
+        on_run: Called with each run request before it executes.
 
     Raises:
         QuantAssetsError: if the goal was never started, or the sensor stops making progress.
@@ -106,6 +110,8 @@ def drive_research(
         tick, cursor, requests = tick_once(instance, defs, cursor)
         ticks += 1
         for request in requests:
+            if on_run is not None:
+                on_run(request)
             runs += 1
             failed += 0 if execute_request(instance, defs, request) else 1
         state = latest_state(warehouse.warehouse(), goal) or state
