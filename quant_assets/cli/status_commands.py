@@ -55,9 +55,16 @@ def add_status_command(
     status.set_defaults(handler=lambda args: _status(args, context))
 
 
-def goal_row(state: ResearchState) -> dict[str, Any]:
-    """Return the one-line summary of a research goal's current state (JSON-ready values)."""
+def goal_row(state: ResearchState, record_states: dict[str, str] | None = None) -> dict[str, Any]:
+    """Return the one-line summary of a research goal's current state (JSON-ready values).
+
+    Args:
+        state: The goal's current research state.
+        record_states: Each archive record's current state by id; the frozen record's state
+            today (a person may have approved it since the loop ended).
+    """
     best = state.best
+    frozen = state.frozen_record_id
     return {
         "goal": state.goal.name,
         "status": state.status.value,
@@ -69,7 +76,8 @@ def goal_row(state: ResearchState) -> dict[str, Any]:
         "best_oos_sharpe": None
         if best is None or best.metrics is None
         else best.metrics.oos_sharpe,
-        "frozen_record_id": state.frozen_record_id,
+        "frozen_record_id": frozen,
+        "frozen_record_state": None if frozen is None else (record_states or {}).get(frozen),
         "llm_cost_usd": state.spend.cost_usd,
         "reason": state.reason,
         "updated_at": state.updated_at.isoformat(),
@@ -127,7 +135,9 @@ def status_document(
     manifest = store.partition_versions()
     names = {spec_id: name for spec_id, name, _, _ in list_specs(store)}
     return {
-        "goals": [goal_row(state) for state in states],
+        "goals": [
+            goal_row(state, {r.record_id: r.state.value for r in records}) for state in states
+        ],
         "archive": {
             "records": len(records),
             "by_state": {state.value: n for state, n in state_counts(records).items()},
@@ -194,7 +204,10 @@ def _print_runs(runs: list[dict[str, Any]], specs: int) -> None:
 
 def _frozen(row: dict[str, Any]) -> str:
     record = row["frozen_record_id"]
-    return f"(frozen record {record}; `quant-assets archive show {record}`)" if record else ""
+    if not record:
+        return ""
+    now = row.get("frozen_record_state") or "frozen"
+    return f"(record {record} is {now}; `quant-assets archive show {record}`)"
 
 
 def _number(value: object, template: str) -> str:

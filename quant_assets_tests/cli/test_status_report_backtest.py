@@ -16,13 +16,14 @@ import pytest
 
 from quant_assets.backtest.run_spec import run_spec
 from quant_assets.cli.main import main
+from quant_assets.cli.status_commands import goal_row
 from quant_assets.cli.tables import ELLIPSIS, format_table
 from quant_assets.defs.governance import archive_latest_run
 from quant_assets.defs.resources import WarehouseResource
 from quant_assets.defs.walkforward import walkforward_results
 from quant_assets.domain.governance import ArchiveRecord
 from quant_assets.domain.report import EvalReport
-from quant_assets.domain.research import ResearchState
+from quant_assets.domain.research import ResearchState, ResearchStatus
 from quant_assets.reports.paths import tear_sheet_paths
 from quant_assets.research.goals import load_goal
 from quant_assets.storage.research_loop import register_goal, save_state
@@ -327,3 +328,19 @@ def test_format_table_cuts_long_text_but_never_a_number() -> None:
     assert lines[2].endswith("-1.2345  123456")
     assert lines[2].startswith("3f2a9c1e00b14d7e  xxx")
     assert lines[3].split() == ["a", "b", "0.5", "7"]
+
+
+def test_goal_row_shows_the_frozen_record_as_it_stands_today() -> None:
+    # Arrange: a loop that ended with record r1 frozen, which a person approved since.
+    catalog = load_catalog()
+    goal = load_goal(PROJECT_DIR / "goals" / "btc_eth_trend_1h.yaml", catalog)
+    state = ResearchState(goal=goal, status=ResearchStatus.AWAITING_APPROVAL, frozen_record_id="r1")
+
+    # Act
+    row = goal_row(state, {"r1": "production", "r2": "discarded"})
+    unknown = goal_row(state)
+
+    # Assert
+    assert row["frozen_record_state"] == "production"
+    assert row["status"] == "AWAITING_APPROVAL"
+    assert unknown["frozen_record_state"] is None
