@@ -103,8 +103,9 @@ def drive_research(
     folded = state.iteration
     while state.is_running:
         if max_iterations is not None and state.iteration >= max_iterations:
+            reason = f"{max_iterations} iterations reached"
             change_research_state(
-                instance, defs, goal, "stop", reason=f"iteration cap {max_iterations} reached"
+                instance, defs, goal, "stop", reason=reason, actor="the iteration cap"
             )
             break
         tick, cursor, requests = tick_once(instance, defs, cursor)

@@ -89,9 +89,8 @@ def research_state(
             f"`quant-assets research start {goal_name}`"
         )
     elif config.action == "stop":
-        reason = config.reason or "stopped by a person"
-        who = f" by {config.actor}" if config.actor else ""
-        state = stop(current, f"{reason}{who}", now) if current.is_running else current
+        reason, by = config.reason or "no reason given", config.actor or "a person"
+        state = stop(current, reason, now, by) if current.is_running else current
         state = freeze_best(warehouse, state, context.log)
     else:
         state = folded_state(warehouse, context, current, config.iteration, catalog, now)

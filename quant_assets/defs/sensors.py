@@ -166,7 +166,9 @@ def fold_request(goal: str, iteration: int) -> dg.RunRequest:
 
 def stop_request(goal: str, iteration: int, reason: str) -> dg.RunRequest:
     """Return the run that ends a goal's loop with a reason."""
-    return _state_request(goal, iteration, {"action": "stop", "reason": reason})
+    return _state_request(
+        goal, iteration, {"action": "stop", "reason": reason, "actor": research_sensor.name}
+    )
 
 
 def _state_request(goal: str, iteration: int, config: dict[str, object]) -> dg.RunRequest:

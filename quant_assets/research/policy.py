@@ -205,14 +205,22 @@ def next_dimension(state: ResearchState, catalog: Catalog) -> Dimension:
     return chosen
 
 
-def stop(state: ResearchState, reason: str, now: datetime) -> ResearchState:
-    """Return the state stopped by a person (an ended state is returned unchanged)."""
+def stop(state: ResearchState, reason: str, now: datetime, by: str = "a person") -> ResearchState:
+    """Return the state stopped by someone (an ended state is returned unchanged).
+
+    Args:
+        state: The state to stop.
+        reason: Why, as the person (or the sensor) said it.
+        now: When (timezone-aware).
+        by: Who stopped it: a person's name, `a person`, or `research_sensor` when the loop
+            cannot go on (no untried spec left inside the catalog).
+    """
     if not state.is_running:
         return state
     return _updated(
         state,
         status=ResearchStatus.STOPPED,
-        reason=f"stopped by a person: {reason}"[:NOTE_CHARS],
+        reason=f"stopped by {by}: {reason}"[:NOTE_CHARS],
         next_action=_ended_action(ResearchStatus.STOPPED),
         updated_at=now,
     )
