@@ -124,7 +124,7 @@ def run_spec(
     for key in spec.data.instruments:
         frame = bars[key]
         inputs = compose(frame, modules.baseline, modules.filters, modules.execution, modules.risk)
-        config = _sleeve_config(spec, key, sleeve_cash, n_trials)
+        config = sleeve_config(spec, key, sleeve_cash, n_trials)
         sleeves[key] = run_composed(frame, inputs, config)
     equity = _portfolio_equity(sleeves, sleeve_cash)
     trades = _all_trades(sleeves)
@@ -162,7 +162,12 @@ def run_composed(
     return replace(result, steps=merge_steps(inputs, result.steps))
 
 
-def _sleeve_config(spec: StrategySpec, key: str, cash: float, n_trials: int) -> BacktestConfig:
+def sleeve_config(spec: StrategySpec, key: str, cash: float, n_trials: int = 1) -> BacktestConfig:
+    """Return the backtest config of one instrument's sleeve.
+
+    The spec's costs, the sleeve's cash, whole units for equities, and the annualization of
+    the instrument's bars.
+    """
     asset_class = asset_class_of(key)
     return BacktestConfig(
         cost=spec.cost,

@@ -32,14 +32,12 @@ from quant_assets.backtest.kernel_inputs import (
     rate_or_nan,
 )
 from quant_assets.backtest.metrics import annualization_factor, compute_report
-from quant_assets.backtest.run_spec import SpecModules, run_composed, summed_steps
+from quant_assets.backtest.run_spec import SpecModules, run_composed, sleeve_config, summed_steps
 from quant_assets.domain.arrays import FloatArray, Int64Array
 from quant_assets.domain.backtest import (
-    BacktestConfig,
-    SizingConfig,
     StepSummary,
 )
-from quant_assets.domain.market import AssetClass, InstrumentKey, Timeframe
+from quant_assets.domain.market import AssetClass, Timeframe
 from quant_assets.domain.report import EvalReport
 from quant_assets.domain.strategy import ModuleRole, StrategySpec
 from quant_assets.strategy.compose import ComposedInputs, compose
@@ -100,9 +98,7 @@ class SpanRunner:
         self.traded_rows = {key: traded_rows[key] for key in self.instruments}
         self.initial_cash = initial_cash
         self.sleeve_cash = initial_cash / len(self.instruments)
-        self.configs = {
-            key: _sleeve_config(spec, key, self.sleeve_cash) for key in self.instruments
-        }
+        self.configs = {key: sleeve_config(spec, key, self.sleeve_cash) for key in self.instruments}
         self.periods_per_year = portfolio_periods_per_year(spec)
         self.traded = {
             key: self.frames[key].slice(first, end - first)
@@ -287,16 +283,6 @@ def _sliced(inputs: ComposedInputs, first: int, end: int) -> ComposedInputs:
 
 def _part(values: FloatArray | None, first: int, end: int) -> FloatArray | None:
     return None if values is None else values[first:end]
-
-
-def _sleeve_config(spec: StrategySpec, key: str, cash: float) -> BacktestConfig:
-    asset_class = asset_class_of(key)
-    return BacktestConfig(
-        cost=spec.cost,
-        sizing=SizingConfig(whole_units=asset_class is AssetClass.EQUITY),
-        initial_cash=cash,
-        periods_per_year=annualization_factor(InstrumentKey.parse(key).bar, asset_class),
-    )
 
 
 def portfolio_periods_per_year(spec: StrategySpec) -> float:

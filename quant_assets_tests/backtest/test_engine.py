@@ -13,7 +13,8 @@ from quant_assets.backtest.engine import run_backtest
 from quant_assets.domain.backtest import BacktestConfig, CostModel, ExitRules, SizingConfig
 from quant_assets.domain.errors import BacktestInputError
 from quant_assets.market.canonical import to_canonical
-from quant_assets_tests.backtest.conftest import SAMPLE_DIR, BarsFactory, Ohlc
+from quant_assets_tests.backtest.conftest import SAMPLE_DIR, BarsFactory
+from quant_assets_tests.hand_bars import Ohlc
 
 FLAT: Ohlc = (100.0, 101.0, 99.0, 100.0)
 COSTS = CostModel(commission_rate=0.001, slippage_bps=2.0)

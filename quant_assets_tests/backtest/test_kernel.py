@@ -20,7 +20,8 @@ from quant_assets.domain.backtest import (
     SizingConfig,
     StopsFrom,
 )
-from quant_assets_tests.backtest.conftest import BarsFactory, Ohlc
+from quant_assets_tests.backtest.conftest import BarsFactory
+from quant_assets_tests.hand_bars import Ohlc
 
 FLAT: Ohlc = (100.0, 101.0, 99.0, 100.0)
 

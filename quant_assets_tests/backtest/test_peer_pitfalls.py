@@ -9,7 +9,8 @@ import pytest
 
 from quant_assets.backtest.engine import run_backtest
 from quant_assets.domain.backtest import BacktestConfig, CostModel, ExitRules, FillMode
-from quant_assets_tests.backtest.conftest import BarsFactory, Ohlc
+from quant_assets_tests.backtest.conftest import BarsFactory
+from quant_assets_tests.hand_bars import Ohlc
 
 FLAT: Ohlc = (100.0, 101.0, 99.0, 100.0)
 

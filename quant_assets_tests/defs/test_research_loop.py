@@ -6,8 +6,6 @@ the project), with the policy proposer.
 """
 
 import json
-import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -32,9 +30,8 @@ from quant_assets.defs.sensors import (
 from quant_assets.domain.errors import QuantAssetsError
 from quant_assets.domain.governance import RecordState
 from quant_assets.domain.research import ResearchStatus, Verdict
-from quant_assets.market.ingest import load_months
-from quant_assets.market.sources.sample import SampleSource
 from quant_assets.storage.research_loop import goal_spec_ids, latest_state, state_versions
+from quant_assets_tests.defs.project_fixtures import stored_btc_eth_project
 from quant_assets_tests.stubs.anthropic_stub import AnthropicStub, tool_use_reply
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -83,19 +80,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WarehouseResourc
 
 def small_goal_project(project_dir: Path, preferences: dict[str, object]) -> WarehouseResource:
     """Return a resource on a project dir holding the small goal and 2021 BTC/ETH bars."""
-    shutil.copy(PROJECT_DIR / "instruments.yaml", project_dir / "instruments.yaml")
-    (project_dir / "preferences.yaml").write_text(yaml.safe_dump(preferences))
+    resource = stored_btc_eth_project(project_dir, MONTHS, preferences=preferences)
     (project_dir / "goals").mkdir()
     (project_dir / "goals" / f"{GOAL}.yaml").write_text(yaml.safe_dump(small_goal(3)))
-    (project_dir / "data").mkdir()
-    (project_dir / "data" / "sample").symlink_to(PROJECT_DIR / "data" / "sample")
-    resource = WarehouseResource(project_dir=str(project_dir))
-    store, lake = resource.warehouse(), resource.lake()
-    for config in resource.default_instruments()[:2]:
-        store.register_instrument(config)
-        source = SampleSource(project_dir / "data" / "sample")
-        loads = load_months(config, source, MONTHS, lake, {}, datetime.now(UTC))
-        store.save_partition_versions([load.version for load in loads])
     return resource
 
 

@@ -1,7 +1,5 @@
 """walkforward_results and its audit checks on a real instance, shipped bars and DuckDB."""
 
-import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -21,13 +19,12 @@ from quant_assets.defs.partitions import SPEC_PARTITIONS_NAME, spec_partitions
 from quant_assets.defs.resources import WarehouseResource
 from quant_assets.defs.walkforward import walkforward_results
 from quant_assets.domain.strategy import ModuleRole, StrategySpec
-from quant_assets.market.ingest import load_months
-from quant_assets.market.sources.sample import SampleSource
 from quant_assets.storage.research import mark_spec_validated, save_spec
 from quant_assets.storage.walkforward import latest_run, run_curve
 from quant_assets.strategy import registry
 from quant_assets.strategy.modules import Baseline, BaselineSignals
 from quant_assets_tests.backtest.walkforward_fixtures import small_spec
+from quant_assets_tests.defs.project_fixtures import stored_btc_eth_project
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 CHECKS = [look_ahead, overfitting_gap, min_trades, drawdown_limit, concentration, survivorship]
@@ -51,24 +48,7 @@ class PeekingCrossBaseline(Baseline):
 @pytest.fixture
 def resource(tmp_path: Path) -> WarehouseResource:
     """Return a project in tmp_path with BTC and ETH 1h for January to May 2021 stored."""
-    for name in ("instruments.yaml", "preferences.yaml"):
-        shutil.copy(PROJECT_DIR / name, tmp_path / name)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "sample").symlink_to(PROJECT_DIR / "data" / "sample")
-    resource = WarehouseResource(project_dir=str(tmp_path), walkforward_workers=2)
-    store, lake = resource.warehouse(), resource.lake()
-    for config in resource.default_instruments()[:2]:
-        store.register_instrument(config)
-        loads = load_months(
-            config,
-            SampleSource(tmp_path / "data" / "sample"),
-            MONTHS,
-            lake,
-            {},
-            datetime.now(UTC),
-        )
-        store.save_partition_versions([load.version for load in loads])
-    return resource
+    return stored_btc_eth_project(tmp_path, MONTHS)
 
 
 def _register(

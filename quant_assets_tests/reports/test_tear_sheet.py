@@ -2,10 +2,8 @@
 
 import base64
 import json
-import shutil
 import struct
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,6 @@ from quant_assets.defs.walkforward import walkforward_results
 from quant_assets.governance.audits import audit_drawdown_limit, audit_min_trades
 from quant_assets.governance.lifecycle import to_record_audits
 from quant_assets.governance.preferences import load_preferences
-from quant_assets.market.ingest import load_months
-from quant_assets.market.sources.sample import SampleSource
 from quant_assets.reports.collect import buy_and_hold_curve
 from quant_assets.reports.figures import MONTH_NAMES
 from quant_assets.reports.paths import tear_sheet_paths
@@ -37,6 +33,7 @@ from quant_assets_tests.backtest.walkforward_fixtures import (
     sample_bars,
     small_spec,
 )
+from quant_assets_tests.defs.project_fixtures import stored_btc_eth_project
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 # 168 warm-up + 1,500 train + 24 embargo bars, then six 400-bar test windows: March to June 2021.
@@ -357,19 +354,9 @@ def test_equity_png_is_a_900_by_500_png_under_150_kb(sheet: Sheet) -> None:
 @pytest.fixture
 def project(tmp_path: Path) -> WarehouseResource:
     """Return a project in tmp_path with BTC and ETH 1h for January to April 2021 stored."""
-    for name in ("instruments.yaml", "preferences.yaml"):
-        shutil.copy(PROJECT_DIR / name, tmp_path / name)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "sample").symlink_to(PROJECT_DIR / "data" / "sample")
-    resource = WarehouseResource(project_dir=str(tmp_path), walkforward_workers=2)
-    store, lake = resource.warehouse(), resource.lake()
-    months = ["2021-01-01", "2021-02-01", "2021-03-01", "2021-04-01"]
-    for config in resource.default_instruments()[:2]:
-        store.register_instrument(config)
-        source = SampleSource(tmp_path / "data" / "sample")
-        loads = load_months(config, source, months, lake, {}, datetime.now(UTC))
-        store.save_partition_versions([load.version for load in loads])
-    return resource
+    return stored_btc_eth_project(
+        tmp_path, ["2021-01-01", "2021-02-01", "2021-03-01", "2021-04-01"]
+    )
 
 
 def test_walkforward_results_metadata_links_tear_sheet_and_inlines_png(

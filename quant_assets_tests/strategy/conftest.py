@@ -1,26 +1,24 @@
 """Fixtures for the strategy tests: shipped BTC/ETH 1h and SPY 1d bars, hand-made bars."""
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from quant_assets.market.canonical import to_canonical
+from quant_assets_tests.hand_bars import Ohlc, hand_bars
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
 BTC_KEY = "binance.BTC-USDT.1h"
 ETH_KEY = "binance.ETH-USDT.1h"
 SPY_KEY = "yahoo.SPY.1d"
-HAND_KEY = "test.HAND.1h"
 # 2021-06 to 2021-10 of the hourly sample (trends, a crash, quiet spells): 3,000 bars.
 CRYPTO_START = datetime(2021, 6, 1, tzinfo=UTC)
 CRYPTO_BARS = 3_000
 SPY_BARS = 2_500  # the last ten years of SPY daily bars
-HAND_START = datetime(2024, 1, 1, tzinfo=UTC)
 
-Ohlc = tuple[float, float, float, float]
 HandBars = Callable[[Sequence[Ohlc]], pl.DataFrame]
 
 
@@ -32,22 +30,6 @@ def load_bars(stem: str, key: str) -> pl.DataFrame:
 def crypto_slice(bars: pl.DataFrame) -> pl.DataFrame:
     """Return the CRYPTO_BARS bars from CRYPTO_START."""
     return bars.filter(pl.col("ts") >= CRYPTO_START).head(CRYPTO_BARS)
-
-
-def hand_bars(rows: Sequence[Ohlc], *, key: str = HAND_KEY) -> pl.DataFrame:
-    """Return canonical hourly bars from (open, high, low, close) rows from 2024-01-01 00:00."""
-    frame = pl.DataFrame(
-        {
-            "ts": [HAND_START + timedelta(hours=index) for index in range(len(rows))],
-            "open": [row[0] for row in rows],
-            "high": [row[1] for row in rows],
-            "low": [row[2] for row in rows],
-            "close": [row[3] for row in rows],
-            "volume": [1.0] * len(rows),
-        },
-        schema_overrides={"ts": pl.Datetime("us", "UTC")},
-    )
-    return to_canonical(frame, key)
 
 
 @pytest.fixture(scope="session")

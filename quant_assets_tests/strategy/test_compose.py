@@ -26,7 +26,8 @@ from quant_assets.strategy.modules import (
     Risk,
 )
 from quant_assets.strategy.risks.sizing import CappedKellyRisk, FixedFractionRisk
-from quant_assets_tests.strategy.conftest import HandBars, Ohlc
+from quant_assets_tests.hand_bars import Ohlc
+from quant_assets_tests.strategy.conftest import HandBars
 
 FREE = CostModel(commission_rate=0.0, slippage_bps=0.0)
 FLAT: Ohlc = (100.0, 101.0, 99.0, 100.0)
